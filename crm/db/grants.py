@@ -1,0 +1,57 @@
+"""What the app role may do, granted after every `migrate` (run as the owner role).
+
+Data access on every table and sequence in `public`; on the audit log only SELECT and INSERT (it can never
+rewrite history); nothing at all on partitions (rows are reached through their parent, whose policies
+apply); EXECUTE on the narrow SECURITY DEFINER functions it needs.
+"""
+
+import logging
+
+from django.db import connections
+from psycopg import sql
+
+from crm.db.owner import app_role_name
+
+logger = logging.getLogger(__name__)
+
+APPEND_ONLY_TABLES = ("crm_audit_log",)
+APP_FUNCTIONS = ("crm_ensure_month_partitions(regclass, integer, integer)", "crm_login_user_id(text)")
+
+
+def grant_app_role(*, using: str) -> None:
+    connection = connections[using]
+    app_role = app_role_name(using)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        (current,) = cursor.fetchone()
+        if current == app_role:
+            logger.warning(
+                "migrate ran as the app role %s itself: set DATABASE_OWNER_URL to a separate owner role "
+                "(python -m crm.db.roles creates both); check_rls will fail until then.",
+                app_role,
+            )
+            return
+        role = sql.Identifier(app_role)
+        statements = [
+            sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role),
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(role),
+            sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(role),
+        ]
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+        )
+        for (partition,) in cursor.fetchall():
+            statements.append(
+                sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(sql.Identifier(partition), role)
+            )
+        for table in APPEND_ONLY_TABLES:
+            statements.append(
+                sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON TABLE {} FROM {}").format(
+                    sql.Identifier(table), role
+                )
+            )
+        for function in APP_FUNCTIONS:
+            statements.append(sql.SQL("GRANT EXECUTE ON FUNCTION " + function + " TO {}").format(role))
+        for statement in statements:
+            cursor.execute(statement.as_string(connection.connection))

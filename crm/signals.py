@@ -1,0 +1,13 @@
+"""Signal handlers of the platform app."""
+
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
+
+from crm import tenancy
+
+
+@receiver(user_logged_in, dispatch_uid="crm.activate_tenant_on_login")
+def activate_tenant_on_login(sender, request, user, **kwargs) -> None:
+    """From the moment of login, the rest of the request acts as the user's organization."""
+    if tenancy.current() is not None:
+        tenancy.activate_user(user)
