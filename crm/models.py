@@ -6,6 +6,7 @@ import zoneinfo
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
@@ -17,6 +18,14 @@ from crm.permissions import Role
 from crm.tenancy import TenantManager, TenantQuerySet
 
 TIME_ZONE_CHOICES = [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name (the forms offer the list; the model only checks)."""
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not a known time zone."), params={"value": value})
+
+
 CURRENCY_CHOICES = [
     ("USD", "USD — US dollar"),
     ("EUR", "EUR — Euro"),
@@ -49,7 +58,9 @@ class Organization(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     name = models.CharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=63, unique=True)
-    time_zone = models.CharField(_("time zone"), max_length=64, choices=TIME_ZONE_CHOICES, default="UTC")
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="UTC", validators=[validate_time_zone]
+    )
     currency = models.CharField(
         _("currency"),
         max_length=3,
@@ -126,10 +137,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     department = models.CharField(_("department"), max_length=32, choices=Department.choices, blank=True)
     job_title = models.CharField(_("job title"), max_length=120, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
-    time_zone = models.CharField(_("time zone"), max_length=64, choices=TIME_ZONE_CHOICES, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, validators=[validate_time_zone])
     preferences = models.JSONField(_("preferences"), default=dict, blank=True)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
-    deactivated_at = models.DateTimeField(null=True, blank=True)
+    # The last deactivation (kept after reactivation: it is part of the session hash).
+    deactivated_at = models.DateTimeField(_("last deactivated"), null=True, blank=True)
 
     objects = UserManager()
 
@@ -164,6 +176,16 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def status(self) -> str:
         return "active" if self.is_active else "inactive"
+
+    def _get_session_auth_hash(self, secret=None) -> str:
+        """Sessions are bound to the password *and* to the last deactivation: deactivating a user
+        invalidates every session they had, and reactivating them revives none."""
+        from django.utils.crypto import salted_hmac
+
+        stamp = self.deactivated_at.isoformat() if self.deactivated_at else ""
+        return salted_hmac(
+            "crm.models.User.session_auth_hash", f"{self.password}|{stamp}", secret=secret, algorithm="sha256"
+        ).hexdigest()
 
     def get_full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
@@ -209,6 +231,26 @@ class AuditLog(models.Model):
     sensitivity = models.CharField(max_length=16)
 
     objects = TenantManager()
+
+    # How the trail names a row of each audited table; domain apps add theirs in AppConfig.ready().
+    NOUNS: dict = {"users": _("user"), "organizations": _("organization")}
+    LABEL_FIELDS = ("name", "subject", "title", "customer_number", "email")
+
+    @property
+    def noun(self) -> str:
+        return str(self.NOUNS.get(self.table_name, self.table_name))
+
+    @property
+    def record_label(self) -> str:
+        """A human name for the row, from the values the trail kept (it never loads the row itself)."""
+        values = {**(self.old_values or {}), **(self.new_values or {})}
+        full_name = f"{values.get('first_name') or ''} {values.get('last_name') or ''}".strip()
+        if full_name:
+            return full_name
+        for field in self.LABEL_FIELDS:
+            if values.get(field):
+                return str(values[field])
+        return self.record_id[:8]
 
     class Meta:
         managed = False

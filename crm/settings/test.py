@@ -21,3 +21,6 @@ STORAGES = {
 CACHES["default"]["KEY_PREFIX"] = "crm-test"
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TEST_QUEUE", default="crm-test")
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Serve static files straight from the finders (no collectstatic needed outside production).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,50 @@
+"""The one Celery app, and the one beat schedule (documented in docs/operations.md)."""
+
+import os
+
+from celery import Celery, Task
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
+
+app = Celery("crm")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "worker-heartbeat": {"task": "crm.tasks.heartbeat", "schedule": 60.0},
+    "ensure-partitions": {"task": "crm.tasks.ensure_partitions", "schedule": crontab(hour=2, minute=0)},
+}
+
+
+class TenantTask(Task):
+    """A task that runs its body inside `tenant_context(organization_id)`.
+
+    Call it with `organization_id=` (a string or UUID) as a keyword argument; the body receives the
+    remaining arguments (primary keys, never model instances). Without an organization id it raises: a
+    task never quietly runs with no tenant. Enqueue with `.delay_on_commit(...)`.
+    """
+
+    abstract = True
+    autoretry_for = ()
+
+    def __call__(self, *args, **kwargs):
+        from crm.tenancy import TenantContextError, tenant_context
+
+        organization_id = kwargs.pop("organization_id", None)
+        if not organization_id:
+            raise TenantContextError(f"Task {self.name} needs organization_id=...")
+        with tenant_context(organization_id, request_id=f"task-{self.request.id or 'eager'}"):
+            return super().__call__(*args, **kwargs)
+
+
+class SystemTask(Task):
+    """A platform task (partitions, sweeps across organizations) that runs inside `system_context()`."""
+
+    abstract = True
+
+    def __call__(self, *args, **kwargs):
+        from crm.tenancy import system_context
+
+        with system_context(request_id=f"task-{self.request.id or 'eager'}"):
+            return super().__call__(*args, **kwargs)

@@ -1,0 +1,105 @@
+"""Demo data: organizations acme and globex with one user per role, and a platform operator.
+
+Idempotent: running it again changes nothing that exists and adds what is missing. Refuses to run with
+DEBUG off (a production database) unless --force.
+"""
+
+import datetime
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from crm import services
+from crm.models import Department, Notification, Organization, User
+from crm.permissions import Role
+from crm.tenancy import system_context
+
+DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105  (documented demo credential, refused in production)
+ORGANIZATIONS = [
+    {
+        "slug": "acme",
+        "name": "Acme Corp",
+        "time_zone": "America/New_York",
+        "currency": "USD",
+        "seat_limit": 25,
+        "plan": Organization.Plan.PROFESSIONAL,
+    },
+    {
+        "slug": "globex",
+        "name": "Globex Inc",
+        "time_zone": "Europe/Berlin",
+        "currency": "EUR",
+        "seat_limit": 10,
+        "plan": Organization.Plan.STARTER,
+    },
+]
+PEOPLE = {
+    "acme": {
+        Role.ADMIN: ("Alice", "Anders", "", "Operations lead"),
+        Role.SALES_MANAGER: ("Marcus", "Reid", Department.SALES, "Head of sales"),
+        Role.SALES_REP: ("Sofia", "Lopez", Department.SALES, "Account executive"),
+        Role.SUPPORT_MANAGER: ("Hannah", "Kim", Department.SUPPORT, "Support manager"),
+        Role.SUPPORT_AGENT: ("Tom", "Becker", Department.TECHNICAL, "Support engineer"),
+        Role.MARKETING_MANAGER: ("Priya", "Natarajan", Department.MARKETING, "Marketing manager"),
+    },
+    "globex": {
+        Role.ADMIN: ("Gregor", "Lindqvist", "", "IT administrator"),
+        Role.SALES_MANAGER: ("Elena", "Rossi", Department.SALES, "Sales director"),
+        Role.SALES_REP: ("Jonas", "Weber", Department.SALES, "Sales representative"),
+        Role.SUPPORT_MANAGER: ("Fatima", "Haddad", Department.SUPPORT, "Customer care lead"),
+        Role.SUPPORT_AGENT: ("Lukas", "Novak", Department.BILLING, "Billing specialist"),
+        Role.MARKETING_MANAGER: ("Chloe", "Martin", Department.MARKETING, "Growth marketer"),
+    },
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo organizations (acme, globex), one user per role in each, and root@crm.example."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="Run even with DEBUG off.")
+
+    def handle(self, *args, force: bool = False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError("seed_demo refuses to run with DEBUG off (use --force if you really mean it).")
+        created = 0
+        with system_context():
+            for spec in ORGANIZATIONS:
+                org, made = Organization.objects.get_or_create(
+                    slug=spec["slug"],
+                    defaults={**spec, "renewal_date": timezone.localdate() + datetime.timedelta(days=200)},
+                )
+                created += made
+                for role, (first, last, department, title) in PEOPLE[org.slug].items():
+                    email = f"{role}@{org.slug}.example"
+                    if User.objects.filter(email=email).exists():
+                        continue
+                    user = services.user_create(
+                        organization=org,
+                        actor=None,
+                        email=email,
+                        role=role,
+                        first_name=first,
+                        last_name=last,
+                        department=department,
+                        job_title=title,
+                        password=DEMO_PASSWORD,
+                    )
+                    services.notification_create(
+                        recipient=user,
+                        title=f"Welcome to {org.name}'s CRM, {first}!",
+                        body="Your profile lets you pick your time zone and how dense tables are.",
+                        url="/profile/",
+                        level=Notification.Level.SUCCESS,
+                    )
+                    created += 1
+            if not User.objects.filter(email="root@crm.example").exists():
+                User.objects.create_superuser(
+                    "root@crm.example", DEMO_PASSWORD, first_name="Platform", last_name="Operator"
+                )
+                created += 1
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} rows created)."))
+        self.stdout.write(
+            f"Sign in as <role>@acme.example or <role>@globex.example, password {DEMO_PASSWORD}"
+        )

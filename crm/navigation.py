@@ -1,0 +1,68 @@
+"""The sidebar: every area that exists registers its entry; a user sees only what their role can open.
+
+Domain apps add their areas in `AppConfig.ready()` with `register(...)`, so the platform imports none of
+them and nothing that is not built is ever shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from crm.permissions import Capability, has_capability
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    icon: str  # a Bootstrap Icons name
+    capability: Capability
+    section: str = "main"  # "main" or "settings"
+    order: int = 100
+
+
+_ITEMS: list[NavItem] = []
+
+
+def register(item: NavItem) -> None:
+    if all(existing.url_name != item.url_name for existing in _ITEMS):
+        _ITEMS.append(item)
+        _ITEMS.sort(key=lambda i: (i.section, i.order, i.label))
+
+
+def items_for(user, current_path: str = "") -> dict[str, list[dict]]:
+    sections: dict[str, list[dict]] = {"main": [], "settings": []}
+    for item in _ITEMS:
+        if not has_capability(user, item.capability):
+            continue
+        url = reverse(item.url_name)
+        active = current_path == url if url == "/" else current_path.startswith(url)
+        sections.setdefault(item.section, []).append({"item": item, "url": url, "active": active})
+    return sections
+
+
+def all_items() -> list[NavItem]:
+    return list(_ITEMS)
+
+
+def search_pages(*, user, query: str, limit: int) -> list:
+    """'Go to' results: the areas whose name matches, among those the user may open."""
+    from crm.search import SearchResult
+
+    needle = query.lower()
+    results = []
+    for entries in items_for(user).values():
+        for entry in entries:
+            if needle in str(entry["item"].label).lower():
+                results.append(
+                    SearchResult(
+                        kind="Pages",
+                        title=str(entry["item"].label),
+                        subtitle="",
+                        url=entry["url"],
+                        icon=entry["item"].icon,
+                    )
+                )
+    return results[:limit]

@@ -1,0 +1,72 @@
+"""URLs of the project. Domain apps add theirs here as they arrive."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from crm import views
+from crm.admin import site as admin_site
+
+users_patterns = (
+    [
+        path("", views.user_list, name="list"),
+        path("new/", views.user_create, name="create"),
+        path("<uuid:pk>/", views.user_edit, name="edit"),
+        path("<uuid:pk>/active/", views.user_set_active, name="set_active"),
+    ],
+    "users",
+)
+audit_patterns = (
+    [
+        path("", views.audit_log, name="list"),
+        path("<uuid:pk>/", views.audit_entry, name="detail"),
+    ],
+    "audit",
+)
+notification_patterns = (
+    [
+        path("", views.notification_list, name="list"),
+        path("bell/", views.notification_bell, name="bell"),
+        path("read-all/", views.notification_read_all, name="read_all"),
+        path("<uuid:pk>/open/", views.notification_open, name="open"),
+    ],
+    "notifications",
+)
+
+auth_patterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/change/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("password/reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include(auth_patterns)),
+    path("profile/", views.profile, name="profile"),
+    path("search/", views.global_search, name="search"),
+    path("notifications/", include(notification_patterns)),
+    path("settings/organization/", views.organization_settings, name="organization"),
+    path("settings/users/", include(users_patterns)),
+    path("settings/audit/", include(audit_patterns)),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin_site.urls),
+]
+
+handler403 = "crm.errors.permission_denied"
+handler404 = "crm.errors.not_found"
+handler500 = "crm.errors.server_error"
+
+__all__ = ["admin", "urlpatterns"]

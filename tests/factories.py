@@ -1,0 +1,54 @@
+"""Factories for the platform models. Each creates its rows inside a system context (the way the
+platform itself provisions tenants) and returns plain model instances."""
+
+from __future__ import annotations
+
+import itertools
+
+from crm.models import Notification, Organization, User
+from crm.permissions import Role
+from crm.tenancy import system_context
+
+PASSWORD = "correct-horse-battery-staple"  # noqa: S105
+_sequence = itertools.count(1)
+
+
+def organization(**fields) -> Organization:
+    n = next(_sequence)
+    defaults = {"name": f"Organization {n}", "slug": f"org-{n}", "seat_limit": 50, "time_zone": "UTC"}
+    with system_context():
+        return Organization.objects.create(**{**defaults, **fields})
+
+
+def user(org: Organization, *, role: str = Role.SALES_REP, password: str = PASSWORD, **fields) -> User:
+    n = next(_sequence)
+    defaults = {
+        "email": f"{role}-{n}@{org.slug}.test",
+        "first_name": role.replace("_", " ").title().split()[0],
+        "last_name": f"Number{n}",
+    }
+    with system_context():
+        return User.objects.create_user(
+            organization=org, role=role, password=password, **{**defaults, **fields}
+        )
+
+
+def superuser(**fields) -> User:
+    n = next(_sequence)
+    with system_context():
+        return User.objects.create_superuser(
+            fields.pop("email", f"root-{n}@platform.test"), PASSWORD, **fields
+        )
+
+
+def team(org: Organization) -> dict[str, User]:
+    """One user per role."""
+    return {role: user(org, role=role) for role in Role.values}
+
+
+def notification(recipient: User, **fields) -> Notification:
+    defaults = {"title": f"Notification {next(_sequence)}"}
+    with system_context():
+        return Notification.objects.create(
+            organization_id=recipient.organization_id, recipient=recipient, **{**defaults, **fields}
+        )
