@@ -157,9 +157,16 @@ def activate_user(user) -> None:
 def set_session_user_id(user_id: str | None) -> None:
     """Let the users policy show the session's own row, so authentication can load it before the tenant
     (which is read from that very row) is known."""
-    state = replace(require(), user_id=uuid.UUID(user_id) if user_id else None)
+    state = replace(require(), user_id=_uuid_or_none(user_id))
     _current.set(state)
     _send(state)
+
+
+def _uuid_or_none(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 class TenantQuerySet(models.QuerySet):
@@ -215,15 +222,15 @@ class TenantMiddleware:
 
     def __call__(self, request):
         base = TenantState(
+            # The session's user id lets the users policy show that one row, so authentication can load
+            # it before the tenant (which is read from that very row) is known.
+            user_id=_uuid_or_none(request.session.get("_auth_user_id")),
             request_id=getattr(request, "request_id", ""),
             ip_address=getattr(request, "client_ip", "") or "",
             user_agent=request.headers.get("User-Agent", ""),
         )
         with _activated(base):
-            session_user_id = request.session.get("_auth_user_id")
-            set_session_user_id(session_user_id)
-            # request.user is lazy; loading it here, inside the transaction and with the session's user id
-            # set, is what lets the users policy show that one row.
+            # request.user is lazy: loading it here, inside the transaction, is what makes the above work.
             activate_user(request.user)
             response = self.get_response(request)
             if response.status_code >= 500:
