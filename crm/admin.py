@@ -3,8 +3,8 @@
 allows."""
 
 from django.contrib import admin
-from django.http import Http404
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from crm import services

@@ -236,6 +236,14 @@ class AuditLog(models.Model):
     NOUNS: dict = {"users": _("user"), "organizations": _("organization")}
     LABEL_FIELDS = ("name", "subject", "title", "customer_number", "email")
 
+    class Meta:
+        managed = False
+        db_table = "crm_audit_log"
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.table_name} {self.record_id}"
+
     @property
     def noun(self) -> str:
         return str(self.NOUNS.get(self.table_name, self.table_name))
@@ -251,14 +259,6 @@ class AuditLog(models.Model):
             if values.get(field):
                 return str(values[field])
         return self.record_id[:8]
-
-    class Meta:
-        managed = False
-        db_table = "crm_audit_log"
-        ordering = ["-occurred_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.operation} {self.table_name} {self.record_id}"
 
 
 class Notification(models.Model):

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.db.login import user_id_for_email
 from crm.db.partitions import ensure_month_partitions, partitioned_tables
 from crm.models import Notification, Organization, User
 from crm.permissions import Capability, Role, has_capability
@@ -79,10 +80,14 @@ def user_create(
     _require(actor, Capability.MANAGE_USERS)
     if role not in Role.values:
         raise ValidationError({"role": _("Unknown role.")})
+    email = email.strip().lower()
+    # Email is the login, unique across organizations, which RLS hides: ask the login door.
+    if user_id_for_email(email):
+        raise ValidationError({"email": _("An account with this email already exists.")})
     _lock_seats(organization)
     user = User(
         organization=organization,
-        email=email.strip().lower(),
+        email=email,
         role=role,
         first_name=first_name,
         last_name=last_name,
@@ -122,6 +127,10 @@ def user_invite_send(*, user: User, base_url: str) -> None:
     transaction.on_commit(lambda: send_mail(subject, body, None, [user.email]))
 
 
+def _stored_role(user: User) -> str:
+    return User.objects.filter(pk=user.pk).values_list("role", flat=True).first() or ""
+
+
 @transaction.atomic
 def user_update(*, user: User, actor: User | None, **fields) -> User:
     """Change a user's profile, role or department (role and department only by user managers)."""
@@ -132,7 +141,8 @@ def user_update(*, user: User, actor: User | None, **fields) -> User:
         raise PermissionDenied(f"Not editable: {', '.join(sorted(unknown))}")
     if actor is not None and not (actor.pk == user.pk and set(fields) <= own):
         _require(actor, Capability.MANAGE_USERS)
-        if actor.pk == user.pk and "role" in fields and fields["role"] != user.role:
+        # Compare with the stored role: a ModelForm has already copied the posted role onto `user`.
+        if actor.pk == user.pk and "role" in fields and fields["role"] != _stored_role(user):
             raise ValidationError({"role": _("You cannot change your own role; ask another admin.")})
     for name, value in fields.items():
         setattr(user, name, value)

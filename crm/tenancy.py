@@ -103,12 +103,16 @@ def _activated(state: TenantState) -> Iterator[TenantState]:
         _send(state)
         try:
             yield state
-        finally:
+        except BaseException:
+            # The atomic block rolls back to before `_send(state)`, which puts the previous settings back.
+            # Sending anything here could fail in an aborted transaction and hide the original error.
             _current.reset(token)
-            # set_config(..., true) lasts until the end of the *outermost* transaction; when this context is
-            # nested in a longer transaction, put back what was there before (or nothing).
-            if connection.in_atomic_block and not connection.needs_rollback:
-                _send(previous or _EMPTY)
+            raise
+        _current.reset(token)
+        # set_config(..., true) lasts until the end of the *outermost* transaction; when this context is
+        # nested in a longer transaction, put back what was there before (or nothing).
+        if connection.in_atomic_block and not connection.needs_rollback:
+            _send(previous or _EMPTY)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from crm.models import Notification, Organization, User
 from crm.permissions import Role
 from crm.tenancy import system_context
 
-PASSWORD = "correct-horse-battery-staple"  # noqa: S105
+PASSWORD = "correct-horse-battery-staple"
 _sequence = itertools.count(1)
 
 

@@ -1,6 +1,9 @@
 """Development settings: DEBUG on, emails to the console, the embedded dev stack when nothing is configured."""
 
 from crm import devstack
+from crm.settings import envfile
+
+envfile.load()
 
 # Before base.py reads DATABASE_URL / REDIS_URL: with them unset, start (or find) the embedded PostgreSQL
 # and Redis under .devdata/ and point the environment at them. With them set, this does nothing.

@@ -7,6 +7,10 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from crm.settings import envfile
+
+envfile.load()
+
 _REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
 _missing = [name for name in _REQUIRED if not os.environ.get(name)]
 if _missing:

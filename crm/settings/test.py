@@ -1,6 +1,9 @@
 """Test settings: the real PostgreSQL (as the unprivileged app role) and Redis, fast password hashing."""
 
 from crm import devstack
+from crm.settings import envfile
+
+envfile.load()
 
 devstack.apply_to_environ()
 
