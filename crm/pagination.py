@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.core import signing
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_datetime
 
 _SALT = "crm.pagination.cursor"
@@ -54,9 +55,17 @@ def _decode(cursor: str) -> tuple[list[Any], str] | None:
     return values, data.get("d", "next")
 
 
-def _after(ordering: tuple[str, ...], values: list[Any], *, reverse: bool) -> Q:
-    """Rows strictly after `values` in `ordering` (strictly before when `reverse`), as OR-ed prefixes:
-    (a > x) OR (a = x AND b > y) ... which works for mixed directions too."""
+def _after(ordering: tuple[str, ...], values: list[Any], *, reverse: bool):
+    """Rows strictly after `values` in `ordering` (strictly before when `reverse`).
+
+    With one direction throughout, a row comparison `(a, b) < (x, y)`: PostgreSQL turns it into one index
+    range scan on an index of the same column order. Mixed directions fall back to OR-ed prefixes
+    (a > x) OR (a = x AND b > y) ...
+    """
+    descending = {field.startswith("-") != reverse for field in ordering}
+    if len(descending) == 1:
+        columns = Tuple(*(F(field.lstrip("-")) for field in ordering))
+        return TupleLessThan(columns, values) if descending.pop() else TupleGreaterThan(columns, values)
     condition = Q()
     for position, field in enumerate(ordering):
         name = field.lstrip("-")
