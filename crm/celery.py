@@ -2,7 +2,8 @@
 
 import os
 
-from celery import Celery, Task
+from celery import Celery
+from celery.contrib.django.task import DjangoTask
 from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.dev")
@@ -17,7 +18,7 @@ app.conf.beat_schedule = {
 }
 
 
-class TenantTask(Task):
+class TenantTask(DjangoTask):
     """A task that runs its body inside `tenant_context(organization_id)`.
 
     Call it with `organization_id=` (a string or UUID) as a keyword argument; the body receives the
@@ -27,6 +28,15 @@ class TenantTask(Task):
 
     abstract = True
     autoretry_for = ()
+    # Celery's own argument check would refuse `organization_id`, which is for __call__, not the body;
+    # apply_async checks the body's arguments without it instead.
+    typing = False
+
+    def apply_async(self, args=None, kwargs=None, *more, **options):
+        header = getattr(self, "__header__", None)
+        if header is not None:
+            header(*(args or ()), **{k: v for k, v in (kwargs or {}).items() if k != "organization_id"})
+        return super().apply_async(args, kwargs, *more, **options)
 
     def __call__(self, *args, **kwargs):
         from crm.tenancy import TenantContextError, tenant_context
@@ -38,7 +48,7 @@ class TenantTask(Task):
             return super().__call__(*args, **kwargs)
 
 
-class SystemTask(Task):
+class SystemTask(DjangoTask):
     """A platform task (partitions, sweeps across organizations) that runs inside `system_context()`."""
 
     abstract = True

@@ -82,9 +82,11 @@ def keyset_page(
 ) -> KeysetPage:
     """One page of `queryset` in `ordering` (which must end with a unique field such as `-id`)."""
     decoded = _decode(cursor) if cursor else None
+    if decoded and len(decoded[0]) != len(ordering):
+        decoded = None  # a cursor of another list: start from the beginning, as for a forged one
     direction = "next"
     qs = queryset.order_by(*ordering)
-    if decoded and len(decoded[0]) == len(ordering):
+    if decoded:
         values, direction = decoded
         if direction == "previous":
             reversed_ordering = tuple(f[1:] if f.startswith("-") else f"-{f}" for f in ordering)
