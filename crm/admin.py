@@ -44,6 +44,14 @@ class TenantAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    def get_object(self, request, object_id, from_field=None):
+        # Another organization's row (or none at all) answers 404 before any permission check, as everywhere
+        # else in the app: Django would otherwise answer 403 to a POST or a delete the org admin may not do.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404
+        return obj
+
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Another organization's row (or none at all) answers 404, as everywhere else in the app.
         raise Http404

@@ -45,6 +45,17 @@ class EmailBackend(ModelBackend):
         return user if user and self.user_can_authenticate(user) else None
 
 
+def axes_username(request, credentials) -> str | None:
+    """The name django-axes counts failures under: the login email, trimmed and lower-cased, because login
+    ignores case (otherwise ALICE@ and alice@ would each get their own budget of attempts)."""
+    value = None
+    if credentials:
+        value = credentials.get("username") or credentials.get(User.USERNAME_FIELD)
+    if value is None and request is not None:
+        value = getattr(request, "data", request.POST).get("username")
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 def lockout_response(request, credentials, *args, **kwargs):
     """django-axes lockout: the login page again, with the message an unknown account would also get."""
     from crm.forms import LoginForm

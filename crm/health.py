@@ -45,10 +45,10 @@ def _redis() -> str:
 def _worker() -> str:
     raw = _redis_client().get(HEARTBEAT_KEY)
     if raw is None:
-        raise RuntimeError("no heartbeat")
+        raise Down("no worker heartbeat")
     age = time.time() - float(raw)
     if age > WORKER_STALE_AFTER:
-        raise RuntimeError(f"heartbeat {int(age)} s old")
+        raise Down(f"last worker heartbeat {int(age)} s ago")
     return f"heartbeat {int(age)} s ago"
 
 

@@ -27,7 +27,7 @@ from crm.forms import (
     UserEditForm,
 )
 from crm.pagination import keyset_page
-from crm.permissions import Capability, has_capability, requires
+from crm.permissions import Capability, CapabilityRequiredMixin, has_capability, requires
 from crm.tables import UserTable
 
 
@@ -78,8 +78,13 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         return super().get_user(uidb64)
 
 
-class PasswordChangeView(auth_views.PasswordChangeView):
+class PasswordChangeView(CapabilityRequiredMixin, auth_views.PasswordChangeView):
+    capability = Capability.EDIT_OWN_PROFILE
     success_url = reverse_lazy("password_change_done")
+
+
+class PasswordChangeDoneView(CapabilityRequiredMixin, auth_views.PasswordChangeDoneView):
+    capability = Capability.EDIT_OWN_PROFILE
 
 
 # --- Home -------------------------------------------------------------------------------------------------

@@ -126,6 +126,11 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "crm.auth.lockout_response"
+# The login form posts the email as "username"; axes must read the same key when it records a failure and
+# when it checks the lock (its default, USERNAME_FIELD = "email", recorded every failure under no username,
+# so the right password always got through). Normalised like the login itself (case-insensitive).
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "crm.auth.axes_username"
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
 AXES_VERBOSE = False
 
