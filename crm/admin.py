@@ -3,7 +3,9 @@
 allows."""
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
@@ -109,6 +111,14 @@ class UserAdmin(TenantAdmin, DjangoUserAdmin):
         if db_field.name == "role":
             kwargs["choices"] = [("", "—"), *list(Role.choices)]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def user_change_password(self, request, id, form_url=""):
+        # Setting someone else's password is for platform operators only; an org admin sends a reset link
+        # (the user then chooses it). Another organization's user still answers 404 first.
+        if not request.user.is_superuser:
+            self.get_object(request, unquote(id))
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
 
     def save_model(self, request, obj, form, change):
         if change and not request.user.is_superuser and "is_active" in form.changed_data:

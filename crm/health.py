@@ -16,12 +16,19 @@ HEARTBEAT_KEY = "crm:worker:heartbeat"
 WORKER_STALE_AFTER = 180
 
 
+class Down(RuntimeError):
+    """A part answered, but is not healthy; the message says how (safe to show publicly)."""
+
+
 def _timed(check) -> dict:
     started = time.perf_counter()
     try:
         detail = check()
         ok = True
+    except Down as error:
+        detail, ok = str(error), False
     except Exception as error:
+        # Any failure means "down"; only the type is shown, never the message, which may hold host names.
         detail, ok = type(error).__name__, False
     return {"ok": ok, "ms": round((time.perf_counter() - started) * 1000, 1), "detail": detail}
 

@@ -8,6 +8,7 @@ then every test connects as the app role.
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test.utils import setup_databases, teardown_databases
 
 from crm.db.owner import as_owner
@@ -20,8 +21,21 @@ def django_db_setup(django_test_environment, django_db_blocker):
     with django_db_blocker.unblock(), as_owner():
         config = setup_databases(verbosity=0, interactive=False, keepdb=False)
     yield
-    with django_db_blocker.unblock(), as_owner():
-        teardown_databases(config, verbosity=0)
+    with django_db_blocker.unblock():
+        _end_leftover_sessions()
+        with as_owner():
+            teardown_databases(config, verbosity=0)
+
+
+def _end_leftover_sessions() -> None:
+    """End app-role sessions still open on the test database (a live-server request thread whose browser
+    went away keeps its connection), so the owner can drop it. A role may end its own sessions."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND usename = current_user AND pid <> pg_backend_pid()"
+        )
+    connection.close()
 
 
 @pytest.fixture

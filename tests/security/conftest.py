@@ -1,0 +1,370 @@
+"""Shared ground of the security tests: the URLconf walked into routes, the tenant tables read from the
+catalog, two populated organizations, and snapshots that tell whether anything changed.
+
+Discovery is the point: a URL, an admin model or a table added later is picked up here without anyone
+editing these tests, and the tests that need to know how to build an object for it fail until they do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.resolvers import RegexPattern, RoutePattern
+
+from crm.models import AuditLog
+from crm.tenancy import system_context
+from tests import factories
+
+# --- The URLconf --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One URL pattern of the project, with the full route from the root of the URLconf."""
+
+    route: str  # e.g. "settings/users/<uuid:pk>/" (regex parts kept as written)
+    name: str  # namespaced, e.g. "users:edit"; "" for an unnamed pattern
+    namespace: str
+    params: tuple[str, ...]
+    callback: Callable
+    regex: bool  # some part is a regular expression: cannot be filled in by substitution
+
+    @property
+    def key(self) -> str:
+        """How the tests' mappings refer to this route: its name, or its route when it has none."""
+        return self.name or self.route
+
+    @property
+    def is_admin(self) -> bool:
+        return self.namespace.split(":")[0] == admin.site.name
+
+    @property
+    def capability(self):
+        view_class = getattr(self.callback, "view_class", None)
+        return getattr(self.callback, "capability", None) or getattr(view_class, "capability", None)
+
+    @property
+    def model_admin(self) -> admin.ModelAdmin | None:
+        """The ModelAdmin behind an admin URL (ModelAdmin.get_urls marks its views; UserAdmin's password view
+        is the bound method itself, behind admin_view's wrappers)."""
+        view = self.callback
+        while view is not None:
+            found = getattr(view, "model_admin", None) or getattr(view, "__self__", None)
+            if isinstance(found, admin.ModelAdmin):
+                return found
+            view = getattr(view, "__wrapped__", None)
+        return None
+
+    @property
+    def model_label(self) -> str:
+        model_admin = self.model_admin
+        return model_admin.model._meta.label_lower if model_admin else ""
+
+    def url(self, **kwargs) -> str:
+        if self.name:
+            return reverse(self.name, kwargs=kwargs)
+        if self.regex:
+            raise ValueError(f"cannot build a URL for the regular expression {self.route!r}")
+        return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(kwargs[m.group(1)]), self.route)
+
+    def __str__(self) -> str:
+        return f"{self.key} (/{self.route})"
+
+
+def url_routes() -> list[Route]:
+    """Every URL pattern of the project (admin site included), walked recursively from the root URLconf."""
+    routes: list[Route] = []
+
+    def walk(resolver: URLResolver, chain: list, namespace: str) -> None:
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                inner = namespace
+                if entry.namespace:
+                    inner = f"{namespace}:{entry.namespace}" if namespace else entry.namespace
+                walk(entry, [*chain, entry.pattern], inner)
+                continue
+            assert isinstance(entry, URLPattern)
+            patterns = [*chain, entry.pattern]
+            params: list[str] = []
+            for pattern in patterns:
+                if isinstance(pattern, RoutePattern):
+                    params.extend(pattern.converters)
+                elif isinstance(pattern, RegexPattern):
+                    params.extend(pattern.regex.groupindex)
+            name = ""
+            if entry.name:
+                name = f"{namespace}:{entry.name}" if namespace else entry.name
+            routes.append(
+                Route(
+                    route="".join(str(p) for p in patterns),
+                    name=name,
+                    namespace=namespace,
+                    params=tuple(params),
+                    callback=entry.callback,
+                    regex=any(isinstance(p, RegexPattern) for p in patterns),
+                )
+            )
+
+    walk(get_resolver(), [], "")
+    return routes
+
+
+def app_routes() -> list[Route]:
+    """The routes of the application itself (everything but the Django admin site)."""
+    return [route for route in url_routes() if not route.is_admin]
+
+
+# Views anyone may open, signed in or not. Everything else states a capability.
+PUBLIC_VIEWS = frozenset(
+    {
+        "login",
+        "logout",
+        "password_reset",
+        "password_reset_done",
+        "password_reset_confirm",
+        "password_reset_complete",
+        "healthz",
+    }
+)
+
+# Parameters that are not object ids, per route key, with the reason.
+NOT_OBJECT_PARAMS: dict[str, frozenset[str]] = {
+    # A signed, expiring token (checked by Django) plus the account it names; probed on its own in
+    # test_cross_tenant_urls.test_password_reset_link_names_another_org_account_but_reveals_and_changes_nothing.
+    "password_reset_confirm": frozenset({"uidb64", "token"}),
+    # The admin's per-app index: an app label, not a row.
+    "admin:app_list": frozenset({"app_label"}),
+    # The admin's catch-all (404, or a redirect that adds a trailing slash).
+    "admin/(?P<url>.*)$": frozenset({"url"}),
+}
+
+
+def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
+    """Keyword arguments that point `route` at objects of `side`'s organization (one dict per probe).
+
+    `actor` is who will ask: a notification is addressed to one person, so for the actor's own organization
+    the probe uses a notification of the actor, and for another organization one of its members'.
+    Raises KeyError for a route this mapping does not know (the tests turn that into a failure).
+    """
+    own = actor.organization_id == side.org.pk
+    if route.is_admin and route.model_label:
+        make = ADMIN_TENANT_MODELS.get(route.model_label) or ADMIN_PLATFORM_MODELS[route.model_label]
+        pk = make(side)
+        return [dict.fromkeys(route.params, pk)]
+    builders: dict[str, Callable[[], list[dict]]] = {
+        "users:edit": lambda: [{"pk": side.member.pk}],
+        "users:set_active": lambda: [{"pk": side.member.pk}],
+        "audit:detail": lambda: [{"pk": side.audit.pk}, {"pk": side.member_audit.pk}],
+        "notifications:open": lambda: (
+            [{"pk": factories.notification(actor, title=f"For {actor.email}").pk}]
+            if own
+            else [{"pk": side.admin_notification.pk}, {"pk": side.member_notification.pk}]
+        ),
+        # Django admin's "view on site" shortcut: content type + object id, i.e. an object URL too.
+        "admin:view_on_site": lambda: [
+            {"content_type_id": _content_type_id("crm.user"), "object_id": side.member.pk},
+            {
+                "content_type_id": _content_type_id("crm.notification"),
+                "object_id": side.member_notification.pk,
+            },
+            {"content_type_id": _content_type_id("crm.organization"), "object_id": side.org.pk},
+        ],
+    }
+    return builders[route.key]()
+
+
+def _content_type_id(label: str) -> int:
+    from django.apps import apps
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(apps.get_model(label)).pk
+
+
+# Admin models holding tenant rows: how to find the org's object for that model's URLs.
+ADMIN_TENANT_MODELS: dict[str, Callable[[SimpleNamespace], object]] = {
+    "crm.organization": lambda side: side.org.pk,
+    "crm.user": lambda side: side.member.pk,
+    "crm.notification": lambda side: side.member_notification.pk,
+    "crm.auditlog": lambda side: side.audit.pk,
+}
+
+
+def _group(side) -> int:
+    return Group.objects.get_or_create(name="Platform operators")[0].pk
+
+
+def _axes_row(model_name: str):
+    def make(side) -> int:
+        from axes import models as axes_models
+
+        model = getattr(axes_models, model_name)
+        key = {"user_agent": "probe", "ip_address": "198.51.100.7", "username": side.member.email}
+        defaults = {"http_accept": "text/html", "path_info": "/accounts/login/"}
+        if model_name == "AccessAttempt":
+            defaults.update(get_data="", post_data="", failures_since_start=1)
+        return model.objects.get_or_create(**key, defaults=defaults)[0].pk
+
+    return make
+
+
+# Admin models with platform rows (no organization): only platform operators may touch them.
+ADMIN_PLATFORM_MODELS: dict[str, Callable[[SimpleNamespace], object]] = {
+    "auth.group": _group,
+    "axes.accessattempt": _axes_row("AccessAttempt"),
+    "axes.accesslog": _axes_row("AccessLog"),
+    "axes.accessfailurelog": _axes_row("AccessFailureLog"),
+}
+PLATFORM_TABLES = ("auth_group", "axes_accessattempt", "axes_accesslog", "axes_accessfailurelog")
+
+
+# --- The catalog ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partitioned: bool  # the parent of a partitioned table (relkind p)
+    partition: bool  # a partition (rows are reached through the parent)
+    readable: bool  # the connection's role may SELECT it
+
+
+TENANT_TABLES_SQL = """
+SELECT c.relname, c.relkind = 'p', c.relispartition, has_table_privilege(c.oid, 'SELECT')
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+  AND EXISTS (SELECT 1 FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attname = 'organization_id' AND NOT a.attisdropped)
+ORDER BY c.relname
+"""
+
+
+def tenant_tables() -> list[Table]:
+    """Every table of schema public with an organization_id column (partitions included)."""
+    with connection.cursor() as cursor:
+        cursor.execute(TENANT_TABLES_SQL)
+        return [Table(*row) for row in cursor.fetchall()]
+
+
+def scalar(sql: str, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def settings_on_connection() -> dict[str, str | None]:
+    """The tenant settings as PostgreSQL sees them right now on this connection."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('app.organization_id', true), current_setting('app.user_role', true),"
+            " current_setting('app.user_id', true)"
+        )
+        org, role, user = cursor.fetchone()
+    return {"organization_id": org, "user_role": role, "user_id": user}
+
+
+def no_tenant_on_connection() -> bool:
+    return all(value in ("", None) for value in settings_on_connection().values())
+
+
+def _digest(sql_from: str, params) -> tuple[int, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {sql_from}",
+            params,
+        )
+        return cursor.fetchone()
+
+
+def org_snapshot(organization_id) -> dict[str, tuple[int, str]]:
+    """Every row of the organization in every tenant table (full rows, hashed), its organizations row and
+    the platform tables, read as the platform. Equal snapshots: nothing of theirs changed."""
+    snapshot = {}
+    with system_context():
+        for table in tenant_tables():
+            if table.readable:
+                quoted = connection.ops.quote_name(table.name)
+                snapshot[table.name] = _digest(f"{quoted} t WHERE organization_id = %s", [organization_id])
+        snapshot["organizations"] = _digest("organizations t WHERE id = %s", [organization_id])
+        for name in PLATFORM_TABLES:
+            snapshot[name] = _digest(f"{connection.ops.quote_name(name)} t", [])
+    return snapshot
+
+
+@contextmanager
+def owner_connection() -> Iterator[psycopg.Connection]:
+    """A separate connection to the test database as the owner role, in autocommit (what it changes is
+    committed and seen at once by the app role's connection)."""
+    owner = settings.DATABASE_OWNER
+    with psycopg.connect(
+        dbname=connection.settings_dict["NAME"],
+        user=owner["USER"],
+        password=owner["PASSWORD"],
+        host=owner["HOST"] or None,
+        port=owner["PORT"] or None,
+        autocommit=True,
+    ) as conn:
+        # Never wait on a lock held by the test's own transaction: fail instead of hanging.
+        conn.execute("SET lock_timeout = '5s'")
+        yield conn
+
+
+@pytest.fixture
+def committed_audit_rows_removed():
+    """For tests that commit: `flush` (run between such tests) leaves the unmanaged, append-only audit log
+    alone, so the rows the triggers committed would outlive the test. Only the owner can remove them, and
+    only by TRUNCATE (no policy allows DELETE)."""
+    yield
+    with owner_connection() as conn:
+        conn.execute("TRUNCATE crm_audit_log")
+
+
+# --- Data -------------------------------------------------------------------------------------------------
+
+
+def _populate(org, admin_user) -> SimpleNamespace:
+    team = factories.team(org)
+    member = factories.user(org, role="sales_rep", first_name="Member", job_title="Probe target")
+    admin_notification = factories.notification(admin_user, title=f"Admin note of {org.slug}")
+    member_notification = factories.notification(member, title=f"Member note of {org.slug}")
+    with system_context():
+        trail = AuditLog.objects.filter(organization_id=org.pk).order_by("occurred_at", "id")
+        audit = trail.filter(table_name="organizations").first()
+        member_audit = trail.filter(record_id=str(member.pk)).first()
+    assert audit is not None and member_audit is not None, "the audit triggers wrote no rows"
+    return SimpleNamespace(
+        org=org,
+        admin=admin_user,
+        team=team,
+        member=member,
+        admin_notification=admin_notification,
+        member_notification=member_notification,
+        audit=audit,
+        member_audit=member_audit,
+        emails={admin_user.email, member.email, *(u.email for u in team.values())},
+    )
+
+
+@pytest.fixture
+def tenants(org_a, org_b, admin_a, admin_b, superuser):
+    """Two organizations with rows in every platform table: a team (one user per role), an extra member,
+    notifications, and the audit rows the triggers wrote; plus a platform operator (no organization)."""
+    return SimpleNamespace(a=_populate(org_a, admin_a), b=_populate(org_b, admin_b), superuser=superuser)
+
+
+@pytest.fixture
+def signed_in(login):
+    """`signed_in(user)` -> a new test client signed in as `user`."""
+    return lambda user, **options: login(user, on=Client(**options))
