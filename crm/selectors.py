@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from crm.models import AuditLog, Notification, Organization, User
@@ -32,10 +33,7 @@ def user_list(*, actor: User) -> QuerySet[User]:
 
 
 def user_get(*, actor: User, pk) -> User:
-    user = user_list(actor=actor).filter(pk=pk).first()
-    if user is None:
-        raise Http404
-    return user
+    return get_object_or_404(user_list(actor=actor), pk=pk)
 
 
 @dataclass(frozen=True)
@@ -91,10 +89,7 @@ def audit_log_list(*, actor: User) -> QuerySet[AuditLog]:
 
 
 def audit_entry_get(*, actor: User, pk) -> AuditLog:
-    entry = audit_log_list(actor=actor).filter(pk=pk).first()
-    if entry is None:
-        raise Http404
-    return entry
+    return get_object_or_404(audit_log_list(actor=actor), pk=pk)
 
 
 def users_by_id(*, actor: User, ids) -> dict:
@@ -123,10 +118,7 @@ def unread_notification_count(*, user: User) -> int:
 
 
 def notification_get(*, user: User, pk) -> Notification:
-    notification = notifications_for(user=user).filter(pk=pk).first()
-    if notification is None:
-        raise Http404
-    return notification
+    return get_object_or_404(notifications_for(user=user), pk=pk)
 
 
 def dashboard(*, actor: User) -> dict:
