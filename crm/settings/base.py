@@ -32,11 +32,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "django_tables2",
     "django_filters",
     "django_htmx",
     "csp",
     "axes",
+    # Domain apps
+    "customers.apps.CustomersConfig",
 ]
 
 MIDDLEWARE = [

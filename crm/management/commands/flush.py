@@ -8,5 +8,8 @@ from crm.db.owner import as_owner
 
 class Command(DjangoFlush):
     def handle(self, **options):
+        # CASCADE: partitioned tables (interaction_logs) are created by migration SQL, so Django does not
+        # list them, yet they reference tables it truncates.
+        options["allow_cascade"] = True
         with as_owner(options["database"]):
             return super().handle(**options)
