@@ -36,6 +36,16 @@ class Capability(StrEnum):
     MANAGE_USERS = "users.manage"
     VIEW_AUDIT_LOG = "audit.view"
     USE_ADMIN_SITE = "admin.use"
+    # customers
+    VIEW_CUSTOMERS = "customers.view"
+    EDIT_CUSTOMERS = "customers.edit"
+    BULK_EDIT_CUSTOMERS = "customers.bulk_edit"
+    EXPORT_CUSTOMERS = "customers.export"
+    IMPORT_CUSTOMERS = "customers.import"
+    MERGE_CUSTOMERS = "customers.merge"
+    VIEW_SEGMENTS = "segments.view"
+    MANAGE_SEGMENTS = "segments.manage"
+    MANAGE_SCORING = "scoring.manage"
 
 
 _EVERYONE = frozenset(
@@ -45,17 +55,26 @@ _EVERYONE = frozenset(
         Capability.SEARCH,
         Capability.VIEW_NOTIFICATIONS,
         Capability.VIEW_ORGANIZATION,
+        # Everyone who talks to customers sees and updates them, and logs what happened.
+        Capability.VIEW_CUSTOMERS,
+        Capability.EDIT_CUSTOMERS,
+        Capability.VIEW_SEGMENTS,
     }
 )
-_MANAGERS = _EVERYONE | {Capability.VIEW_USERS}
+_MANAGERS = _EVERYONE | {Capability.VIEW_USERS, Capability.EXPORT_CUSTOMERS, Capability.MERGE_CUSTOMERS}
+_LIST_OWNERS = {  # whoever owns the customer base as a whole: bulk changes, imports, segments
+    Capability.BULK_EDIT_CUSTOMERS,
+    Capability.IMPORT_CUSTOMERS,
+    Capability.MANAGE_SEGMENTS,
+}
 
 MATRIX: dict[str, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
-    Role.SALES_MANAGER: _MANAGERS,
+    Role.SALES_MANAGER: _MANAGERS | _LIST_OWNERS,
     Role.SALES_REP: _EVERYONE,
     Role.SUPPORT_MANAGER: _MANAGERS,
     Role.SUPPORT_AGENT: _EVERYONE,
-    Role.MARKETING_MANAGER: _MANAGERS,
+    Role.MARKETING_MANAGER: _MANAGERS | _LIST_OWNERS,
 }
 
 

@@ -61,6 +61,7 @@ urlpatterns = [
     path("settings/organization/", views.organization_settings, name="organization"),
     path("settings/users/", include(users_patterns)),
     path("settings/audit/", include(audit_patterns)),
+    path("customers/", include("customers.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin_site.urls),
 ]

@@ -52,3 +52,25 @@ def notification(recipient: User, **fields) -> Notification:
         return Notification.objects.create(
             organization_id=recipient.organization_id, recipient=recipient, **{**defaults, **fields}
         )
+
+
+# --- customers ------------------------------------------------------------------------------------------
+
+
+def customer(org: Organization, **fields):
+    """A customer with the next customer number (through the service, as the app creates them)."""
+    from customers.services.customers import customer_create
+
+    n = next(_sequence)
+    defaults = {"first_name": "Casey", "last_name": f"Customer{n}", "email": f"casey{n}@{org.slug}.example"}
+    with system_context():
+        return customer_create(organization=org, actor=None, **{**defaults, **fields})
+
+
+def interaction(cust, **fields):
+    """An interaction of `cust` (type `note` unless given), logged through the service."""
+    from customers.services.customers import interaction_log
+
+    fields.setdefault("interaction_type", "note")
+    with system_context():
+        return interaction_log(customer=cust, actor=None, **fields)
