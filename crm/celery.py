@@ -15,6 +15,11 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "worker-heartbeat": {"task": "crm.tasks.heartbeat", "schedule": 60.0},
     "ensure-partitions": {"task": "crm.tasks.ensure_partitions", "schedule": crontab(hour=2, minute=0)},
+    "score-leads": {
+        "task": "customers.tasks.score_all_organizations",
+        "schedule": crontab(hour=3, minute=30),
+    },
+    "refresh-segments": {"task": "customers.tasks.refresh_dynamic_segments", "schedule": crontab(minute=15)},
 }
 
 

@@ -34,12 +34,21 @@ def register(item: NavItem) -> None:
 
 def items_for(user, current_path: str = "") -> dict[str, list[dict]]:
     sections: dict[str, list[dict]] = {"main": [], "settings": []}
+    entries = []
     for item in _ITEMS:
-        if not has_capability(user, item.capability):
-            continue
-        url = reverse(item.url_name)
-        active = current_path == url if url == "/" else current_path.startswith(url)
-        sections.setdefault(item.section, []).append({"item": item, "url": url, "active": active})
+        if has_capability(user, item.capability):
+            entries.append({"item": item, "url": reverse(item.url_name), "active": False})
+    # The current area is the entry whose URL is the longest prefix of the path (/customers/imports/ is
+    # "Imports", not also "Customers"); "/" only matches itself.
+    matches = [
+        e
+        for e in entries
+        if (current_path == e["url"] if e["url"] == "/" else current_path.startswith(e["url"]))
+    ]
+    if matches:
+        max(matches, key=lambda e: len(e["url"]))["active"] = True
+    for entry in entries:
+        sections.setdefault(entry["item"].section, []).append(entry)
     return sections
 
 

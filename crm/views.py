@@ -258,7 +258,7 @@ def audit_log(request):
         "filter": filterset,
         "page": page,
         "rows": rows,
-        "query": query.urlencode(),
+        "querystring": query.urlencode(),
         "title": _("Audit log"),
     }
     template = (

@@ -444,3 +444,35 @@ class ImportJob(models.Model):
         if self.status == self.Status.DONE:
             return 100
         return min(100, round(100 * self.processed_rows / self.total_rows)) if self.total_rows else 0
+
+
+class DuplicateDismissal(models.Model):
+    """A pair of customers a user marked "not a duplicate": the duplicates list leaves it out from then on.
+
+    Each pair is stored once, with `customer_a_id < customer_b_id` (the order the duplicate finder uses).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer_a = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    customer_b = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    dismissed_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantManager()
+
+    class Meta:
+        db_table = "customer_duplicate_dismissals"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "customer_a", "customer_b"], name="duplicate_dismissals_pair_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(customer_a__lt=models.F("customer_b")),
+                name="duplicate_dismissals_order_ck",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "customer_b"], name="duplicate_dismissals_b_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_a_id} ≠ {self.customer_b_id}"

@@ -222,6 +222,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CRM_PARTITION_MONTHS_AHEAD = env.int("CRM_PARTITION_MONTHS_AHEAD", default=3)
 # Trust X-Forwarded-For for the client IP recorded in the audit log only behind a known proxy.
 CRM_TRUST_X_FORWARDED_FOR = env.bool("CRM_TRUST_X_FORWARDED_FOR", default=False)
+# CSV imports uploaded in the web app: largest file and most data rows (the import commands take more).
+CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+CRM_IMPORT_MAX_ROWS = env.int("CRM_IMPORT_MAX_ROWS", default=100_000)
 
 LOGGING = {
     "version": 1,

@@ -6,11 +6,11 @@ import datetime
 import uuid
 from collections.abc import Iterable
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.contrib.postgres.fields import ArrayField
 from django.db.models import CharField, F, Func, Q, Value
-from django.db.models.functions import Greatest
+from django.db.models.functions import Greatest, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,9 +20,29 @@ from customers.models import Customer, Interaction, LifecycleChange, LifecycleSt
 
 EDITABLE_FIELDS = frozenset(
     {
-        "first_name", "last_name", "company_name", "email", "phone", "date_of_birth", "education_level",
-        "job_title", "annual_revenue", "customer_type", "lifecycle_stage", "assigned_to", "tags", "vip_status",
-        "status", "street", "city", "state", "postal_code", "country", "source", "email_opt_in", "do_not_call",
+        "first_name",
+        "last_name",
+        "company_name",
+        "email",
+        "phone",
+        "date_of_birth",
+        "education_level",
+        "job_title",
+        "annual_revenue",
+        "customer_type",
+        "lifecycle_stage",
+        "assigned_to",
+        "tags",
+        "vip_status",
+        "status",
+        "street",
+        "city",
+        "state",
+        "postal_code",
+        "country",
+        "source",
+        "email_opt_in",
+        "do_not_call",
     }
 )
 
@@ -42,7 +62,9 @@ def allocate_numbers(organization_id: uuid.UUID, count: int = 1) -> int:
     customers at once never get the same number), held only until the creating transaction commits.
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"customers.number:{organization_id}"])
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"customers.number:{organization_id}"]
+        )
         cursor.execute(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM customers WHERE organization_id = %s", [organization_id]
         )
@@ -72,8 +94,12 @@ def _check_owner(customer: Customer) -> None:
 
 
 def _check_email_free(customer: Customer) -> None:
+    # lower(email) = lower(value) on non-empty emails: the shape of the partial unique index
+    # customers_org_email_ci_key, so this is one index probe (email__iexact would scan the organization).
     if customer.email and (
-        Customer.objects.filter(organization_id=customer.organization_id, email__iexact=customer.email)
+        Customer.objects.alias(email_lower=Lower("email"))
+        .filter(organization_id=customer.organization_id, email_lower=customer.email.lower())
+        .exclude(email="")
         .exclude(pk=customer.pk)
         .exists()
     ):
@@ -89,13 +115,17 @@ def customer_create(*, organization, actor: User | None, reason: str = "", **fie
         raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
     customer = Customer(organization=organization, created_by=actor, **_normalise(fields))
     customer.number = allocate_numbers(organization.pk)
-    customer.full_clean(exclude=["number"], validate_unique=False)
+    customer.full_clean(exclude=["number"], validate_unique=False, validate_constraints=False)
     _check_owner(customer)
     _check_email_free(customer)
     customer.save()
     LifecycleChange.objects.create(
-        organization=organization, customer=customer, from_stage="", to_stage=customer.lifecycle_stage,
-        changed_by=actor, reason=reason or _("Created"),
+        organization=organization,
+        customer=customer,
+        from_stage="",
+        to_stage=customer.lifecycle_stage,
+        changed_by=actor,
+        reason=reason or _("Created"),
     )
     return customer
 
@@ -111,14 +141,18 @@ def customer_update(*, customer: Customer, actor: User | None, reason: str = "",
     previous_stage = Customer.objects.filter(pk=customer.pk).values_list("lifecycle_stage", flat=True).get()
     for name, value in _normalise(fields).items():
         setattr(customer, name, value)
-    customer.full_clean(exclude=["number"], validate_unique=False)
+    customer.full_clean(exclude=["number"], validate_unique=False, validate_constraints=False)
     _check_owner(customer)
     _check_email_free(customer)
     customer.save()
     if customer.lifecycle_stage != previous_stage:
         LifecycleChange.objects.create(
-            organization_id=customer.organization_id, customer=customer, from_stage=previous_stage,
-            to_stage=customer.lifecycle_stage, changed_by=actor, reason=reason,
+            organization_id=customer.organization_id,
+            customer=customer,
+            from_stage=previous_stage,
+            to_stage=customer.lifecycle_stage,
+            changed_by=actor,
+            reason=reason,
         )
     return customer
 
@@ -139,9 +173,16 @@ def interaction_log(
     """Record a touchpoint and move the customer's last contact date forward (never backward)."""
     _require(actor, Capability.EDIT_CUSTOMERS)
     interaction = Interaction(
-        organization_id=customer.organization_id, customer=customer, interaction_type=interaction_type,
-        channel=channel, outcome=outcome, sentiment=sentiment, notes=notes,
-        interaction_date=interaction_date or timezone.now(), campaign_id=campaign_id, logged_by=actor,
+        organization_id=customer.organization_id,
+        customer=customer,
+        interaction_type=interaction_type,
+        channel=channel,
+        outcome=outcome,
+        sentiment=sentiment,
+        notes=notes,
+        interaction_date=interaction_date or timezone.now(),
+        campaign_id=campaign_id,
+        logged_by=actor,
     )
     interaction.full_clean(exclude=["customer", "organization", "logged_by"])
     interaction.save(force_insert=True)
@@ -151,6 +192,11 @@ def interaction_log(
         else Value(interaction.interaction_date)
     )
     customer.refresh_from_db(fields=["last_contact_date"])
+    # Rescore the customer once this commits; debounced, so a burst of interactions enqueues one task.
+    from customers.services.scoring import request_rescore
+
+    organization_id, customer_id = customer.organization_id, customer.pk
+    transaction.on_commit(lambda: request_rescore(organization_id, customer_id), robust=True)
     return interaction
 
 
@@ -174,7 +220,8 @@ def customers_bulk_tag(*, actor: User, customer_ids: Iterable, tag: str, remove:
     queryset = _bulk_queryset(actor, customer_ids)
     if remove:
         return queryset.filter(tags__contains=[tag]).update(
-            tags=Func(F("tags"), Value(tag), function="array_remove", output_field=TAGS), updated_at=timezone.now()
+            tags=Func(F("tags"), Value(tag), function="array_remove", output_field=TAGS),
+            updated_at=timezone.now(),
         )
     # array_append then sort-distinct in SQL, so the stored tags stay normalised (sorted, unique).
     return queryset.filter(~Q(tags__contains=[tag])).update(

@@ -3,19 +3,11 @@ plus the in-process semantics of TenantTask and SystemTask."""
 
 import datetime
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
-from urllib.parse import quote
 
 import psycopg
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection
 
@@ -26,6 +18,7 @@ from crm.db.partitions import partitioned_tables
 from crm.models import Notification, User
 from crm.tasks import ensure_partitions, heartbeat
 from crm.tenancy import TenantContextError, system_context, tenant_context
+from tests.celery_worker import running_worker, wait_for
 from tests.crm.worker_tasks import report_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,15 +91,6 @@ def test_system_task_runs_in_the_system_context(org_a, org_b):
 # --- A real worker --------------------------------------------------------------------------------------------------
 
 
-def _database_url(params: dict, name: str) -> str:
-    user = quote(params["USER"] or "", safe="")
-    password = quote(params.get("PASSWORD") or "", safe="")
-    host = params.get("HOST") or "localhost"
-    host = quote(host, safe="") if host.startswith("/") else host  # a socket directory, percent-encoded
-    port = f":{params['PORT']}" if params.get("PORT") else ""
-    return f"postgres://{user}:{password}@{host}{port}/{quote(name, safe='')}"
-
-
 def _owner_connection() -> psycopg.Connection:
     owner, name = settings.DATABASE_OWNER, connection.settings_dict["NAME"]
     return psycopg.connect(
@@ -122,65 +106,14 @@ def _owner_connection() -> psycopg.Connection:
 @pytest.fixture(scope="module")
 def worker(django_db_setup):
     """`celery worker` on a queue of its own, against the test database; always stopped at the end."""
-    queue = f"crm-test-{uuid.uuid4().hex[:12]}"
-    test_db = connection.settings_dict["NAME"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "crm.settings.test",
-        "DATABASE_URL": _database_url(connection.settings_dict, test_db),
-        "DATABASE_OWNER_URL": _database_url(settings.DATABASE_OWNER, test_db),
-        "REDIS_URL": settings.REDIS_URL,
-        "CRM_PARTITION_MONTHS_AHEAD": str(WORKER_MONTHS_AHEAD),
-    }
-    log = tempfile.NamedTemporaryFile(prefix="crm-worker-", suffix=".log", delete=False)  # noqa: SIM115
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "crm",
-        "worker",
-        "-P",
-        "solo",
-        "-c",
-        "1",
-        "-Q",
-        queue,
-        "--without-heartbeat",
-        "--without-mingle",
-        "--without-gossip",
-        "-I",
-        "tests.crm.worker_tasks",
-        "--loglevel",
-        "INFO",
-    ]
-    # A fixed command line of our own (no shell, no outside input).
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-    try:
-        yield SimpleNamespace(queue=queue, process=process, log=Path(log.name))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        log.close()
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
-        client.close()
-        Path(log.name).unlink(missing_ok=True)
+    with running_worker(
+        includes=("tests.crm.worker_tasks",), env={"CRM_PARTITION_MONTHS_AHEAD": str(WORKER_MONTHS_AHEAD)}
+    ) as started:
+        yield started
 
 
 def _wait_for(condition, worker, what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if worker.process.poll() is not None:
-            pytest.fail(f"the worker exited ({worker.process.returncode}):\n{worker.log.read_text()[-4000:]}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}; worker log:\n{worker.log.read_text()[-4000:]}")
+    wait_for(condition, worker, what)
 
 
 @pytest.mark.worker

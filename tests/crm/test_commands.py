@@ -48,7 +48,7 @@ def _demo_logins() -> list[str]:
 def test_seed_demo_creates_both_organizations_one_user_per_role_and_the_operator(db, settings):
     settings.DEBUG = True
     output = _seed()
-    assert "(15 rows created)" in output  # 2 organizations + 2 x 6 users + root
+    assert "Demo data ready: 2 organizations, 13 users, 400 customers, 10 segments created." in output
     snapshot = _snapshot()
     assert snapshot["organizations"] == sorted(DEMO_ORGS.items())
     expected_users = [
@@ -62,7 +62,7 @@ def test_seed_demo_twice_creates_nothing_new(db, settings):
     settings.DEBUG = True
     _seed()
     first = _snapshot()
-    assert "(0 rows created)" in _seed()
+    assert "Demo data ready: nothing new created." in _seed()
     assert _snapshot() == first
 
 
@@ -88,7 +88,7 @@ def test_seed_demo_refuses_with_debug_off_unless_forced(db, settings):
     with pytest.raises(CommandError, match="DEBUG"):
         _seed()
     assert _snapshot()["organizations"] == []
-    assert "(15 rows created)" in _seed("--force")
+    assert "2 organizations, 13 users" in _seed("--force")
 
 
 # --- health -----------------------------------------------------------------------------------------------------

@@ -26,7 +26,18 @@ def test_admin_signs_in_sees_the_shell_opens_settings_and_signs_out(live_server,
     page.wait_for_selector("[data-testid=unread-count]")
     assert page.locator("[data-testid=unread-count]").inner_text() == "1"
     nav = [name.strip() for name in page.locator(".sidebar-nav .nav-link").all_inner_texts()]
-    assert nav == ["Home", "Organization", "Users", "Audit log", "Admin site"]
+    assert nav == [
+        "Home",
+        "Customers",
+        "Segments",
+        "Imports",
+        "Duplicates",
+        "Organization",
+        "Users",
+        "Audit log",
+        "Lead scoring",
+        "Admin site",
+    ]
     screenshot("journey-1-home")
 
     page.keyboard.press("/")

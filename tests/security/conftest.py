@@ -8,6 +8,7 @@ editing these tests, and the tests that need to know how to build an object for 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -165,7 +166,25 @@ def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
         return [dict.fromkeys(route.params, pk)]
     builders: dict[str, Callable[[], list[dict]]] = {
         "users:edit": lambda: [{"pk": side.member.pk}],
+        "customers:detail": lambda: [{"pk": side.customer.pk}],
+        "customers:edit": lambda: [{"pk": side.customer.pk}],
+        "customers:timeline": lambda: [{"pk": side.customer.pk}],
+        "customers:interaction_create": lambda: [{"pk": side.customer.pk}],
+        "customers:json360": lambda: [{"pk": side.customer.pk}],
+        "customers:segment_detail": lambda: [{"pk": side.segment.pk}],
+        "customers:segment_edit": lambda: [{"pk": side.segment.pk}],
+        "customers:segment_refresh": lambda: [{"pk": side.segment.pk}],
+        "customers:segment_remove_members": lambda: [{"pk": side.segment.pk}],
+        # Deleting succeeds for the roles allowed to: each probe of one's own organization gets a fresh one.
+        "customers:segment_delete": lambda: [
+            {"pk": _disposable_segment(side.org) if own else side.segment.pk}
+        ],
         "users:set_active": lambda: [{"pk": side.member.pk}],
+        "customers:duplicates_merge": lambda: _customer_pairs(side, actor, own),
+        "customers:duplicates_dismiss": lambda: _customer_pairs(side, actor, own),
+        "customers:import_detail": lambda: [{"pk": side.import_job.pk}],
+        "customers:import_progress": lambda: [{"pk": side.import_job.pk}],
+        "customers:import_errors": lambda: [{"pk": side.import_job.pk}],
         "audit:detail": lambda: [{"pk": side.audit.pk}, {"pk": side.member_audit.pk}],
         "notifications:open": lambda: (
             [{"pk": factories.notification(actor, title=f"For {actor.email}").pk}]
@@ -185,6 +204,28 @@ def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
     return builders[route.key]()
 
 
+def _customer_pairs(side, actor, own) -> list[dict]:
+    """Two customers for the duplicates pages: two fresh ones of one's own organization, or another
+    organization's probe customer paired, both ways, with a fresh one of the actor's own (the attack: merge
+    someone else's customer into one's own). Fresh rows only in the actor's organization, so the other
+    organization's snapshot stays as it was."""
+    from crm.models import Organization
+
+    with system_context():
+        actor_org = Organization.objects.get(pk=actor.organization_id)
+    fresh = factories.customer(actor_org)
+    if own:
+        return [{"a": fresh.pk, "b": factories.customer(actor_org).pk}]
+    return [{"a": side.customer.pk, "b": fresh.pk}, {"a": fresh.pk, "b": side.customer.pk}]
+
+
+def _disposable_segment(org):
+    from customers.models import Segment
+
+    with system_context():
+        return Segment.objects.create(organization=org, name=f"Disposable {uuid.uuid4()}", kind="static").pk
+
+
 def _content_type_id(label: str) -> int:
     from django.apps import apps
     from django.contrib.contenttypes.models import ContentType
@@ -198,6 +239,15 @@ ADMIN_TENANT_MODELS: dict[str, Callable[[SimpleNamespace], object]] = {
     "crm.user": lambda side: side.member.pk,
     "crm.notification": lambda side: side.member_notification.pk,
     "crm.auditlog": lambda side: side.audit.pk,
+    "customers.customer": lambda side: side.customer.pk,
+    "customers.interaction": lambda side: side.interaction.pk,
+    "customers.lifecyclechange": lambda side: side.lifecycle_change.pk,
+    "customers.scorehistory": lambda side: side.score.pk,
+    "customers.scoringmodel": lambda side: side.scoring_model.pk,
+    "customers.segment": lambda side: side.segment.pk,
+    "customers.segmentmember": lambda side: side.membership.pk,
+    "customers.segmentevent": lambda side: side.segment_event.pk,
+    "customers.importjob": lambda side: side.import_job.pk,
 }
 
 
@@ -344,7 +394,38 @@ def _populate(org, admin_user) -> SimpleNamespace:
         audit = trail.filter(table_name="organizations").first()
         member_audit = trail.filter(record_id=str(member.pk)).first()
     assert audit is not None and member_audit is not None, "the audit triggers wrote no rows"
+    customer = factories.customer(
+        org, first_name="Probe", last_name=f"Customer of {org.slug}", assigned_to=member, tags=["probe"]
+    )
+    interaction = factories.interaction(customer, interaction_type="call", outcome=f"Call of {org.slug}")
+    with system_context():
+        from customers import models as cm
+
+        lifecycle_change = cm.LifecycleChange.objects.get(customer=customer)
+        score = cm.ScoreHistory.objects.create(
+            organization=org, customer=customer, lead_score=40, engagement_score=10, health_score=50
+        )
+        scoring_model = cm.ScoringModel.objects.create(organization=org)
+        segment = cm.Segment.objects.create(
+            organization=org, name=f"Probe segment {org.slug}", kind=cm.Segment.Kind.STATIC
+        )
+        membership = cm.SegmentMember.objects.create(organization=org, segment=segment, customer=customer)
+        segment_event = cm.SegmentEvent.objects.create(
+            organization=org, segment=segment, customer=customer, kind=cm.SegmentEvent.Kind.ADDED
+        )
+        import_job = cm.ImportJob.objects.create(
+            organization=org, kind="customers", file_name="probe.csv", file_path="probe.csv"
+        )
     return SimpleNamespace(
+        score=score,
+        scoring_model=scoring_model,
+        segment=segment,
+        membership=membership,
+        segment_event=segment_event,
+        import_job=import_job,
+        customer=customer,
+        interaction=interaction,
+        lifecycle_change=lifecycle_change,
         org=org,
         admin=admin_user,
         team=team,

@@ -8,6 +8,7 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.test import Client
 from django.urls import reverse
 
+from crm.admin import TenantAdmin
 from crm.permissions import MATRIX, Capability, Role
 from tests.security.conftest import PUBLIC_VIEWS, app_routes, object_url_kwargs
 
@@ -99,22 +100,24 @@ def test_public_views_answer_anonymous_visitors_without_a_login_redirect(db):
 # --- Django admin ---------------------------------------------------------------------------------------
 
 
-def _crm_changelists() -> list[str]:
-    urls = [
+def _changelists(*, tenant: bool) -> list[str]:
+    """Tenant models are those whose ModelAdmin is a TenantAdmin (org admins see their organization's
+    rows); the rest belong to the platform (groups, login attempts of every tenant)."""
+    return [
         reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
-        for model in admin.site._registry
-        if model._meta.app_label == "crm"
+        for model, model_admin in admin.site._registry.items()
+        if isinstance(model_admin, TenantAdmin) == tenant
     ]
+
+
+def _crm_changelists() -> list[str]:
+    urls = _changelists(tenant=True)
     assert urls
     return urls
 
 
 def _platform_changelists() -> list[str]:
-    return [
-        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
-        for model in admin.site._registry
-        if model._meta.app_label != "crm"
-    ]
+    return _changelists(tenant=False)
 
 
 def test_org_admin_opens_the_admin_site_and_every_crm_changelist(tenants, signed_in):

@@ -5,6 +5,7 @@ DEBUG off (a production database) unless --force.
 """
 
 import datetime
+from collections import Counter
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -63,14 +64,14 @@ class Command(BaseCommand):
     def handle(self, *args, force: bool = False, **options):
         if not settings.DEBUG and not force:
             raise CommandError("seed_demo refuses to run with DEBUG off (use --force if you really mean it).")
-        created = 0
+        created: Counter[str] = Counter()
         with system_context():
             for spec in ORGANIZATIONS:
                 org, made = Organization.objects.get_or_create(
                     slug=spec["slug"],
                     defaults={**spec, "renewal_date": timezone.localdate() + datetime.timedelta(days=200)},
                 )
-                created += made
+                created["organizations"] += made
                 for role, (first, last, department, title) in PEOPLE[org.slug].items():
                     email = f"{role}@{org.slug}.example"
                     if User.objects.filter(email=email).exists():
@@ -93,13 +94,31 @@ class Command(BaseCommand):
                         url="/profile/",
                         level=Notification.Level.SUCCESS,
                     )
-                    created += 1
+                    created["users"] += 1
+            for org in Organization.objects.filter(slug__in=[o["slug"] for o in ORGANIZATIONS]):
+                created.update(self._seed_domain(org))
             if not User.objects.filter(email="root@crm.example").exists():
                 User.objects.create_superuser(
                     "root@crm.example", DEMO_PASSWORD, first_name="Platform", last_name="Operator"
                 )
-                created += 1
-        self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} rows created)."))
+                created["users"] += 1
+        made = ", ".join(f"{n} {kind}" for kind, n in created.items() if n)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready: {made or 'nothing new'} created."))
         self.stdout.write(
             f"Sign in as <role>@acme.example or <role>@globex.example, password {DEMO_PASSWORD}"
         )
+
+    def _seed_domain(self, org: Organization) -> Counter[str]:
+        """Each domain app's demo data for `org` (idempotent: apps skip what exists)."""
+        from customers.demo import seed_customers, seed_scores_and_segments
+
+        made: Counter[str] = Counter()
+        made["customers"] = seed_customers(
+            organization=org, users=list(User.objects.filter(organization=org))
+        )
+        if made["customers"]:
+            made["segments"] = seed_scores_and_segments(organization=org)
+            self.stdout.write(
+                f"{org.name}: {made['customers']} customers with a year of interactions, scored"
+            )
+        return made
