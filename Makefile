@@ -79,7 +79,7 @@ format: install-python ## Apply ruff's fixes and formatting
 migrate: install-python ## Apply migrations (as the owner role, automatically)
 	$(PY) manage.py migrate
 
-seed: install-python ## Load the demo organizations and users (idempotent)
+seed: install-python ## Load the demo organizations, users and customers (idempotent)
 	$(PY) manage.py seed_demo
 
 check-rls: install-python ## Fail if a tenant table lacks forced RLS or the app role could bypass it

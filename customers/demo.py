@@ -344,14 +344,12 @@ DEMO_SEGMENTS = [
 ]
 
 
-def seed_scores_and_segments(*, organization) -> int:
-    """Score the demo customers and build a few segments (dynamic ones filled from their rules, a static
-    one hand-picked); returns the number of segments created."""
+def seed_segments(*, organization) -> int:
+    """Build a few segments (dynamic ones filled from their rules, a static one hand-picked), unless the
+    organization has segments already; returns the number created."""
     from customers.models import Segment
-    from customers.services.scoring import scores_recompute
     from customers.services.segments import segment_add_members, segment_create
 
-    scores_recompute(organization_id=organization.pk)
     if Segment.objects.filter(organization_id=organization.pk).exists():
         return 0
     for name, description, criteria in DEMO_SEGMENTS:

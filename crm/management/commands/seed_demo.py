@@ -110,15 +110,17 @@ class Command(BaseCommand):
 
     def _seed_domain(self, org: Organization) -> Counter[str]:
         """Each domain app's demo data for `org` (idempotent: apps skip what exists)."""
-        from customers.demo import seed_customers, seed_scores_and_segments
+        from customers.demo import seed_customers, seed_segments
+        from customers.services.scoring import scores_recompute
 
         made: Counter[str] = Counter()
         made["customers"] = seed_customers(
             organization=org, users=list(User.objects.filter(organization=org))
         )
         if made["customers"]:
-            made["segments"] = seed_scores_and_segments(organization=org)
+            scores_recompute(organization_id=org.pk)
             self.stdout.write(
                 f"{org.name}: {made['customers']} customers with a year of interactions, scored"
             )
+        made["segments"] = seed_segments(organization=org)
         return made
