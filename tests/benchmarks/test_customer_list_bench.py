@@ -8,15 +8,14 @@ the same either way and is left out.
 import statistics
 import time
 
-import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from crm.pagination import _after
 from crm.tenancy import system_context, tenant_context
 from customers.models import Customer
 from tests import factories
+from tests.owner_db import analyze_as_owner
 
 pytestmark = pytest.mark.bench
 
@@ -38,19 +37,6 @@ def _fill(org_id) -> None:
             "FROM generate_series(1, %s) AS n",
             [org_id, CUSTOMERS],
         )
-
-
-def _analyze_as_owner() -> None:
-    owner = settings.DATABASE_OWNER
-    with psycopg.connect(
-        dbname=connection.settings_dict["NAME"],
-        user=owner["USER"],
-        password=owner["PASSWORD"],
-        host=owner["HOST"],
-        port=owner["PORT"],
-        autocommit=True,
-    ) as conn:
-        conn.execute("ANALYZE customers")
 
 
 def _execution_ms(sql: str, params, runs: int = 9) -> float:
@@ -80,7 +66,7 @@ def test_keyset_list_page_beats_offset_a_hundredfold(capsys):
     org = factories.organization()
     with system_context():
         _fill(org.pk)
-    _analyze_as_owner()
+    analyze_as_owner("customers")
     ordering = ("-created_at", "-id")
     with tenant_context(org.pk):
         listed = (

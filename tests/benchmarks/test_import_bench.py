@@ -16,9 +16,7 @@ import csv
 import time
 from decimal import Decimal
 
-import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection, transaction
 
 from crm.tenancy import tenant_context
@@ -26,6 +24,7 @@ from customers import importing
 from customers.models import Customer
 from customers.services.customers import customer_create
 from tests import factories
+from tests.owner_db import analyze_as_owner
 
 pytestmark = pytest.mark.bench
 
@@ -75,19 +74,6 @@ def _existing_customers(org_id) -> None:
         )
 
 
-def _analyze_as_owner() -> None:
-    owner = settings.DATABASE_OWNER
-    with psycopg.connect(
-        dbname=connection.settings_dict["NAME"],
-        user=owner["USER"],
-        password=owner["PASSWORD"],
-        host=owner["HOST"],
-        port=owner["PORT"],
-        autocommit=True,
-    ) as conn:
-        conn.execute("ANALYZE customers")
-
-
 def _measure(org, path, orm_sample: int, existing: int) -> tuple[float, float]:
     """(ORM seconds per row, pipeline seconds per row) for the same rows into `org`."""
     with tenant_context(org.pk):
@@ -123,7 +109,7 @@ def test_copy_import_beats_an_orm_loop_per_row(tmp_path, capsys):
     empty, loaded = factories.organization(), factories.organization()
     with tenant_context(loaded.pk):
         _existing_customers(loaded.pk)
-    _analyze_as_owner()
+    analyze_as_owner("customers")
 
     results = {
         "an empty organization": (*_measure(empty, path, ORM_SAMPLE, 0), ORM_SAMPLE),

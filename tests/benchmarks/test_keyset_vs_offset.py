@@ -7,15 +7,14 @@ of 50 rows read both ways. Absolute times drift on shared machines; the ratio is
 import statistics
 import time
 
-import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from crm.models import AuditLog
 from crm.pagination import _after, _encode, keyset_page
 from crm.tenancy import system_context, tenant_context
 from tests import factories
+from tests.owner_db import analyze_as_owner
 
 pytestmark = pytest.mark.bench
 
@@ -43,27 +42,13 @@ def _best_of(fn, runs: int = 7) -> float:
     return statistics.median(times)
 
 
-def _analyze_as_owner() -> None:
-    """Planner statistics, as autovacuum would gather them (only the owner may ANALYZE)."""
-    owner = settings.DATABASE_OWNER
-    with psycopg.connect(
-        dbname=connection.settings_dict["NAME"],
-        user=owner["USER"],
-        password=owner["PASSWORD"],
-        host=owner["HOST"],
-        port=owner["PORT"],
-        autocommit=True,
-    ) as conn:
-        conn.execute("ANALYZE crm_audit_log")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_keyset_page_deep_in_the_log_beats_offset(capsys):
     org, other = factories.organization(), factories.organization()
     with system_context():
         _fill(org.pk)
         _fill(other.pk)
-    _analyze_as_owner()
+    analyze_as_owner("crm_audit_log")
     with tenant_context(org.pk):
         ordered = AuditLog.objects.filter(organization_id=org.pk).order_by("-occurred_at", "-id")
         boundary = ordered.values_list("occurred_at", "id")[DEPTH * PAGE - 1]

@@ -12,9 +12,7 @@ the first time, so every score is written, with its history row and its audit-tr
 import datetime
 import time
 
-import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -22,6 +20,7 @@ from crm.tenancy import system_context, tenant_context
 from customers import scoring
 from customers.models import Customer, ScoreHistory
 from tests import factories
+from tests.owner_db import analyze_as_owner
 
 pytestmark = pytest.mark.bench
 
@@ -60,21 +59,6 @@ SELECT gen_random_uuid(), %(org)s, c.id,
 FROM customers c CROSS JOIN LATERAL generate_series(1, c.number %% 21) AS g
 WHERE c.organization_id = %(org)s
 """
-
-
-def _analyze_as_owner() -> None:
-    """Planner statistics, as autovacuum would gather them (only the owner may ANALYZE)."""
-    owner = settings.DATABASE_OWNER
-    with psycopg.connect(
-        dbname=connection.settings_dict["NAME"],
-        user=owner["USER"],
-        password=owner["PASSWORD"],
-        host=owner["HOST"],
-        port=owner["PORT"],
-        autocommit=True,
-    ) as conn:
-        conn.execute("ANALYZE customers")
-        conn.execute("ANALYZE interaction_logs")
 
 
 def _per_row(customers, now) -> tuple[dict, int]:
@@ -169,7 +153,7 @@ def test_set_based_scoring_beats_a_per_row_orm_loop(capsys):
         cursor.execute(CUSTOMERS_SQL, {"org": org.pk, "count": CUSTOMERS})
         cursor.execute(INTERACTIONS_SQL, {"org": org.pk, "now": now - datetime.timedelta(minutes=1)})
         interactions = cursor.rowcount
-    _analyze_as_owner()
+    analyze_as_owner("customers", "interaction_logs")
     generated_s = time.perf_counter() - started
     assert interactions > 900_000
 

@@ -6,9 +6,7 @@ import json
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from crm import health, tenancy
@@ -20,6 +18,7 @@ from crm.tasks import ensure_partitions, heartbeat
 from crm.tenancy import TenantContextError, system_context, tenant_context
 from tests.celery_worker import running_worker, wait_for
 from tests.crm.worker_tasks import report_tenant
+from tests.owner_db import owner_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30
@@ -91,18 +90,6 @@ def test_system_task_runs_in_the_system_context(org_a, org_b):
 # --- A real worker --------------------------------------------------------------------------------------------------
 
 
-def _owner_connection() -> psycopg.Connection:
-    owner, name = settings.DATABASE_OWNER, connection.settings_dict["NAME"]
-    return psycopg.connect(
-        dbname=name,
-        user=owner["USER"],
-        password=owner.get("PASSWORD") or None,
-        host=owner.get("HOST") or None,
-        port=owner.get("PORT") or None,
-        autocommit=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def worker(django_db_setup):
     """`celery worker` on a queue of its own, against the test database; always stopped at the end."""
@@ -144,7 +131,7 @@ def _existing(names) -> set[str]:
 def test_ensure_partitions_run_by_a_real_worker_creates_the_coming_months(worker, transactional_db):
     targets = {_month_partition(offset) for offset in (WORKER_MONTHS_AHEAD - 1, WORKER_MONTHS_AHEAD)}
     if _existing(targets):  # left by an earlier run on this database: start from their absence
-        with _owner_connection() as owner:
+        with owner_connection() as owner:
             for name in _existing(targets):
                 owner.execute(f'DROP TABLE "{name}"')
     assert _existing(targets) == set()

@@ -332,6 +332,16 @@ def test_name_candidates_from_the_rarest_trigrams_miss_no_pair_of_a_brute_force_
     assert as_found(all_pairs(org_a)) == expected
 
 
+def test_finding_duplicates_puts_the_planner_settings_back(org_a):
+    _twins(org_a, 1)
+    with tenant_context(org_a.pk), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_nestloop'), current_setting('jit')")
+        before = cursor.fetchone()
+        assert duplicates.find_duplicates(organization_id=org_a.pk).total == 1
+        cursor.execute("SELECT current_setting('enable_nestloop'), current_setting('jit')")
+        assert cursor.fetchone() == before
+
+
 # --- Merging ---------------------------------------------------------------------------------------------
 
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-import psycopg
 import pytest
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -27,6 +24,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from crm.models import AuditLog
 from crm.tenancy import system_context
 from tests import factories
+from tests.owner_db import owner_connection
 
 # --- The URLconf --------------------------------------------------------------------------------------
 
@@ -351,24 +349,6 @@ def org_snapshot(organization_id) -> dict[str, tuple[int, str]]:
         for name in PLATFORM_TABLES:
             snapshot[name] = _digest(f"{connection.ops.quote_name(name)} t", [])
     return snapshot
-
-
-@contextmanager
-def owner_connection() -> Iterator[psycopg.Connection]:
-    """A separate connection to the test database as the owner role, in autocommit (what it changes is
-    committed and seen at once by the app role's connection)."""
-    owner = settings.DATABASE_OWNER
-    with psycopg.connect(
-        dbname=connection.settings_dict["NAME"],
-        user=owner["USER"],
-        password=owner["PASSWORD"],
-        host=owner["HOST"] or None,
-        port=owner["PORT"] or None,
-        autocommit=True,
-    ) as conn:
-        # Never wait on a lock held by the test's own transaction: fail instead of hanging.
-        conn.execute("SET lock_timeout = '5s'")
-        yield conn
 
 
 @pytest.fixture
