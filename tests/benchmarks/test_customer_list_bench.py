@@ -96,3 +96,29 @@ def test_keyset_list_page_beats_offset_a_hundredfold(capsys):
         )
     assert offset_db / keyset_db >= 100
     assert offset_ms / keyset_ms >= 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_cost_at_100k_customers_is_reported(capsys):
+    """Typo-tolerant search in a 100,000-customer organization, as the app role. Under forced row-level
+    security, PostgreSQL uses an index only for leakproof operators, and pg_trgm's (like ILIKE) are not:
+    the trigram index serves the owner, not the app, so the search reads the organization's rows through
+    the organization_id index and filters them. This records what that costs (docs/benchmarks.md)."""
+    from customers.selectors import search
+
+    org = factories.organization()
+    with system_context():
+        _fill(org.pk)
+    analyze_as_owner("customers")
+    with tenant_context(org.pk):
+        queryset = search(Customer.objects.filter(organization_id=org.pk), "First4242").order_by(
+            "-similarity", "-id"
+        )[:50]
+        sql, params = queryset.query.sql_with_params()
+        found = [c.first_name for c in queryset]
+        db_ms = _execution_ms(sql, params, runs=5)
+    with capsys.disabled():
+        print(
+            f"\n[bench] customer search, {CUSTOMERS:,} customers, 'First4242': {db_ms:.1f} ms in the database"
+        )
+    assert "First4242" in found
