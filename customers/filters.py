@@ -60,13 +60,14 @@ class CustomerFilter(django_filters.FilterSet):
 
     def __init__(self, *args, actor, **kwargs):
         super().__init__(*args, **kwargs)
+        self.actor = actor
         self.filters["owner"].extra["choices"] = [("none", _("Unassigned"))] + [
             (str(u.pk), str(u)) for u in selectors.owner_choices(actor=actor)
         ]
         self.filters["segment"].extra["choices"] = selectors.segment_choices(actor=actor)
 
     def by_search(self, queryset, name, value):
-        return selectors.search(queryset, value)
+        return selectors.search(queryset, value, organization_id=self.actor.organization_id)
 
     def by_owner(self, queryset, name, value):
         return (

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import math
+from decimal import Decimal
 
 from django.contrib.postgres.search import TrigramWordSimilarity
 from django.db import connection
-from django.db.models import Q, QuerySet, TextField, Value
+from django.db.models import BooleanField, Q, QuerySet, TextField, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -17,9 +20,12 @@ from customers import panels
 from customers.models import Customer, Interaction, LifecycleChange, Segment, SegmentMember
 
 WORD_SIMILARITY = "0.45"
+# A trigram held by this many customers or more is "common": the search's candidate step leaves it out.
+COMMON_TERM = 10_000
 LIST_CAP = 1000  # the list says "1,000+" rather than counting a large table to the end
 
-# The same expression as the GIN trigram index customers_search_trgm_idx, so searches can use it.
+# The same expression as the GIN trigram index customers_search_trgm_idx (which serves the owner role only,
+# see search()) and as the search terms of migration 0005.
 SEARCH_TEXT = Concat(
     "first_name",
     Value(" "),
@@ -56,17 +62,67 @@ def customer_get(*, actor: User, pk) -> Customer:
     return get_object_or_404(customers_of(actor=actor).select_related("assigned_to"), pk=pk)
 
 
-def search(queryset: QuerySet[Customer], query: str) -> QuerySet[Customer]:
-    """Typo-tolerant search by name, email, company, phone: substring OR trigram word similarity,
-    most similar first (both served by the trigram index)."""
+def _candidate_threshold(trigrams: list[str]) -> int:
+    """How many of the query's trigrams a customer's search terms must hold to be a candidate: the fewest
+    that either precise condition allows, so the candidate step never loses a match.
+
+    - Word similarity >= 0.45 is |shared| / |union| of the query's trigrams and an extent of the text, so at
+      least 45% of the query's trigrams must be among the customer's: ceil(0.45 * n).
+    - A substring match holds every trigram lying inside a word of the query (no padding space): those are
+      inside a word of the text too. Trigrams shown as a hash (multi-byte text) are not counted, to be safe.
+
+    0 means no bound (a query of one- or two-letter words).
+    """
+    similar = math.ceil(Decimal(WORD_SIMILARITY) * len(trigrams))
+    interior = sum(1 for t in trigrams if len(t) == 3 and " " not in t)
+    return min(similar, interior)
+
+
+def search(queryset: QuerySet[Customer], query: str, *, organization_id) -> QuerySet[Customer]:
+    """Typo-tolerant search by name, email, company, phone: substring OR trigram word similarity, most
+    similar first.
+
+    Under forced row-level security no index serves pg_trgm's operators or ILIKE (they are not leakproof),
+    so candidates come first from customer_search_terms (the trigrams of each customer's searchable text,
+    kept by triggers, migration 0005) with `=` — leakproof, served by its primary key. A true match holds at
+    least k of the query's trigrams (_candidate_threshold). The query's common trigrams (held by
+    COMMON_TERM or more customers) are left out of the candidate step, as reading them costs as much as
+    reading the rows: a match holds at most all of them, so it holds at least k - len(common) of the rare
+    ones, and the candidates are the customers holding that many rare trigrams. Exact, never a lost match.
+    When that bound is 0 (a query of common trigrams only, or of one- or two-letter words) the candidate
+    step could not narrow anything and the rows are filtered as before. The precise conditions and the
+    similarity are then computed on the candidates only."""
     query = query.strip()[:100]
     if not query:
         return queryset
     # pg_trgm's default word-similarity threshold (0.6) misses ordinary typos ("Jonathon Smithrs" scores
     # 0.57 against "Jonathan Smithers"); 0.45 catches them while unrelated names score near 0. Transaction-
-    # local, like every setting here, so it never leaks into another request.
+    # local, like every setting here, so it never leaks into another request. The same round trip returns
+    # the query's trigrams, as pg_trgm itself splits them, each with how many customers hold it (counted
+    # up to COMMON_TERM, through the primary key).
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [WORD_SIMILARITY])
+        cursor.execute(
+            "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true),"
+            " (SELECT coalesce(json_agg(json_build_array(t, (SELECT count(*) FROM (SELECT 1"
+            " FROM customer_search_terms s WHERE s.organization_id = %s AND s.term = t LIMIT %s) held))), '[]')"
+            " FROM unnest(show_trgm(lower(%s))) AS t)",
+            [WORD_SIMILARITY, organization_id, COMMON_TERM, query],
+        )
+        held = dict(cursor.fetchone()[1])
+    rare = sorted(t for t, n in held.items() if n < COMMON_TERM)
+    need = _candidate_threshold(list(held)) - (len(held) - len(rare))
+    if need > 0:
+        # An array of ids, computed once (an InitPlan), so the customers are then fetched through their
+        # primary key (`= ANY`, leakproof) rather than by filtering the organization's rows.
+        queryset = queryset.filter(
+            RawSQL(
+                '"customers"."id" = ANY(ARRAY(SELECT customer_id FROM customer_search_terms'
+                " WHERE organization_id = %s AND term = ANY(%s::text[])"
+                " GROUP BY customer_id HAVING count(*) >= %s))",
+                [organization_id, rare, need],
+                output_field=BooleanField(),
+            )
+        )
     return (
         queryset.alias(search_text=SEARCH_TEXT)
         .filter(Q(search_text__icontains=query) | Q(search_text__trigram_word_similar=query))
@@ -134,7 +190,9 @@ def search_customers(*, user: User, query: str, limit: int) -> list[SearchResult
     """Global search provider: customers by name, email, company or phone (typo-tolerant)."""
     from django.urls import reverse
 
-    matches = search(customers_of(actor=user), query).order_by("-similarity", "-id")[:limit]
+    matches = search(customers_of(actor=user), query, organization_id=user.organization_id).order_by(
+        "-similarity", "-id"
+    )[:limit]
     return [
         SearchResult(
             kind="Customers",
