@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import math
+import uuid
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.contrib.postgres.search import TrigramWordSimilarity
@@ -51,6 +53,17 @@ ORDERINGS = {
     "-number": ("-number", "-id"),
 }
 DEFAULT_ORDERING = "-created"
+
+
+def valid_ids(values: Iterable) -> list[uuid.UUID]:
+    """The valid UUIDs among `values` (form input, task arguments), deduplicated; anything else is ignored."""
+    ids = []
+    for value in values or ():
+        try:
+            ids.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return list(dict.fromkeys(ids))
 
 
 def customers_of(*, actor: User) -> QuerySet[Customer]:

@@ -22,6 +22,7 @@ from customers.models import Segment
 from customers.segments import membership
 from customers.segments.compiler import matching_customers
 from customers.segments.criteria import CriteriaError, validate_criteria
+from customers.selectors import valid_ids
 
 logger = logging.getLogger(__name__)
 
@@ -141,17 +142,6 @@ def segment_refresh(*, segment: Segment, actor: User | None = None) -> tuple[int
     return added, removed
 
 
-def _ids(customer_ids: Iterable) -> list[uuid.UUID]:
-    """Valid UUIDs among `customer_ids`, deduplicated (anything else is ignored)."""
-    ids = []
-    for value in customer_ids or ():
-        try:
-            ids.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-        except ValueError:
-            continue
-    return list(dict.fromkeys(ids))
-
-
 def _static(segment: Segment) -> None:
     if segment.kind != Segment.Kind.STATIC:
         raise ValidationError(
@@ -173,7 +163,7 @@ def segment_add_members(*, segment: Segment, customer_ids: Iterable, actor: User
     added = membership.add_members(
         organization_id=locked.organization_id,
         segment_id=locked.pk,
-        customer_ids=_ids(customer_ids),
+        customer_ids=valid_ids(customer_ids),
         actor_id=actor.pk if actor else None,
         rule=_("Added by %(name)s") % {"name": person} if person else _("Added by hand"),
         now=timezone.now(),
@@ -192,7 +182,7 @@ def segment_remove_members(*, segment: Segment, customer_ids: Iterable, actor: U
     removed = membership.remove_members(
         organization_id=locked.organization_id,
         segment_id=locked.pk,
-        customer_ids=_ids(customer_ids),
+        customer_ids=valid_ids(customer_ids),
         rule=_("Removed by %(name)s") % {"name": person} if person else _("Removed by hand"),
         now=timezone.now(),
     )

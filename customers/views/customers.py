@@ -3,8 +3,6 @@ and logging interactions from the 360 page (htmx)."""
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse, StreamingHttpResponse
@@ -19,7 +17,7 @@ from crm.pagination import keyset_page
 from crm.permissions import Capability, has_capability, requires
 from crm.tenancy import tenant_context
 from crm.views import _apply_errors, _back
-from customers import json360, selectors
+from customers import exporting, json360, selectors
 from customers.filters import CustomerFilter
 from customers.forms import BulkActionForm, CustomerForm, InteractionForm, TimelineFilterForm
 from customers.services import customers as services
@@ -88,7 +86,9 @@ def customer_bulk(request):
     owners = selectors.owner_choices(actor=request.user)
     segments = selectors.static_segments(actor=request.user)
     valid_ids = list(
-        selectors.customers_of(actor=request.user).filter(pk__in=_uuids(ids)).values_list("pk", flat=True)
+        selectors.customers_of(actor=request.user)
+        .filter(pk__in=selectors.valid_ids(ids))
+        .values_list("pk", flat=True)
     )
     form = BulkActionForm(request.POST, customer_ids=valid_ids, owners=owners, segments=segments)
     back = _back(request, reverse("customers:list"))
@@ -120,54 +120,6 @@ def customer_bulk(request):
     return redirect(back)
 
 
-def _uuids(values):
-    import uuid
-
-    out = []
-    for value in values:
-        try:
-            out.append(uuid.UUID(value))
-        except (ValueError, TypeError):
-            continue
-    return out
-
-
-EXPORT_COLUMNS = [
-    ("customer_number", _("Customer number")),
-    ("first_name", _("First name")),
-    ("last_name", _("Last name")),
-    ("email", _("Email")),
-    ("phone", _("Phone")),
-    ("company_name", _("Company")),
-    ("job_title", _("Job title")),
-    ("lifecycle_stage", _("Stage")),
-    ("lead_score", _("Lead score")),
-    ("owner", _("Owner")),
-    ("tags", _("Tags")),
-    ("vip_status", _("VIP")),
-    ("status", _("Status")),
-    ("city", _("City")),
-    ("state", _("State")),
-    ("country", _("Country")),
-    ("source", _("Source")),
-    ("last_contact_date", _("Last contact")),
-    ("created_at", _("Created")),
-]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value) -> str:
-    """A cell a spreadsheet will show as text: one that starts like a formula gets a leading apostrophe
-    (OWASP CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @require_GET
 @requires(Capability.EXPORT_CUSTOMERS)
 def customer_export(request):
@@ -180,24 +132,7 @@ def customer_export(request):
     def rows():
         with tenant_context(user.organization_id, user=user):
             _, queryset = _filtered(params, user)
-            writer = csv.writer(_Echo())
-            yield writer.writerow([str(label) for _, label in EXPORT_COLUMNS])
-            for customer in queryset.order_by("number").iterator(chunk_size=2000):
-                values = {
-                    "customer_number": customer.customer_number,
-                    "owner": str(customer.assigned_to) if customer.assigned_to_id else "",
-                    "tags": ";".join(customer.tags),
-                    "last_contact_date": customer.last_contact_date.isoformat()
-                    if customer.last_contact_date
-                    else "",
-                    "created_at": customer.created_at.isoformat(),
-                }
-                yield writer.writerow(
-                    [
-                        spreadsheet_safe(values[k] if k in values else getattr(customer, k))
-                        for k, _ in EXPORT_COLUMNS
-                    ]
-                )
+            yield from exporting.csv_lines(queryset)
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

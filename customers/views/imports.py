@@ -14,10 +14,10 @@ from django.views.decorators.http import require_GET
 from crm.pagination import keyset_page
 from crm.permissions import Capability, requires
 from customers import importing, selectors_imports
+from customers.exporting import spreadsheet_safe as _cell  # the report quotes values from the file
 from customers.forms_imports import ImportUploadForm
 from customers.models import ImportJob
 from customers.services import imports as services
-from customers.views.customers import spreadsheet_safe as _cell  # the report quotes values from the file
 
 PER_PAGE = 25
 

@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.tenancy import tenant_context
+from customers.exporting import spreadsheet_safe
 from customers.models import Customer, Interaction, LifecycleChange
 from customers.services import customers as services
-from customers.views.customers import spreadsheet_safe
 from tests import factories
 
 
