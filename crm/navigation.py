@@ -19,7 +19,7 @@ class NavItem:
     url_name: str
     icon: str  # a Bootstrap Icons name
     capability: Capability
-    section: str = "main"  # "main" or "settings"
+    section: str = "main"  # "main", "sales" or "settings" (the sidebar's groups, in that order)
     order: int = 100
 
 
@@ -33,7 +33,7 @@ def register(item: NavItem) -> None:
 
 
 def items_for(user, current_path: str = "") -> dict[str, list[dict]]:
-    sections: dict[str, list[dict]] = {"main": [], "settings": []}
+    sections: dict[str, list[dict]] = {"main": [], "sales": [], "settings": []}
     entries = []
     for item in _ITEMS:
         if has_capability(user, item.capability):

@@ -46,6 +46,22 @@ class Capability(StrEnum):
     VIEW_SEGMENTS = "segments.view"
     MANAGE_SEGMENTS = "segments.manage"
     MANAGE_SCORING = "scoring.manage"
+    # sales
+    VIEW_OPPORTUNITIES = "opportunities.view"
+    EDIT_OPPORTUNITIES = "opportunities.edit"
+    EXPORT_OPPORTUNITIES = "opportunities.export"
+    VIEW_ALL_OPPORTUNITIES = "opportunities.view_all"  # regardless of the "own only" visibility setting
+    MANAGE_PIPELINES = "pipelines.manage"  # pipelines, stages and the organization's sales rules
+    MANAGE_PRODUCTS = "products.manage"
+    VIEW_QUOTES = "quotes.view"
+    EDIT_QUOTES = "quotes.edit"
+    APPROVE_QUOTES = "quotes.approve"
+    VIEW_ORDERS = "orders.view"
+    IMPORT_ORDERS = "orders.import"
+    VIEW_FORECAST = "forecast.view"
+    MANAGE_QUOTAS = "quotas.manage"
+    VIEW_SALES_DASHBOARD = "sales_dashboard.view"
+    VIEW_SALES_ANALYTICS = "sales_analytics.view"  # team and rep performance, leaderboard
 
 
 _EVERYONE = frozenset(
@@ -59,8 +75,28 @@ _EVERYONE = frozenset(
         Capability.VIEW_CUSTOMERS,
         Capability.EDIT_CUSTOMERS,
         Capability.VIEW_SEGMENTS,
+        # Everyone may look at deals and orders (the customer page shows them); selling is for sales.
+        Capability.VIEW_OPPORTUNITIES,
+        Capability.VIEW_ORDERS,
     }
 )
+_SELLERS = {  # whoever works deals: reps and their managers
+    Capability.EDIT_OPPORTUNITIES,
+    Capability.VIEW_QUOTES,
+    Capability.EDIT_QUOTES,
+    Capability.VIEW_FORECAST,
+    Capability.VIEW_SALES_DASHBOARD,
+}
+_SALES_LEADS = {  # sales managers: approvals, rules, quotas, the whole team's numbers
+    Capability.VIEW_ALL_OPPORTUNITIES,
+    Capability.EXPORT_OPPORTUNITIES,
+    Capability.MANAGE_PIPELINES,
+    Capability.MANAGE_PRODUCTS,
+    Capability.APPROVE_QUOTES,
+    Capability.IMPORT_ORDERS,
+    Capability.MANAGE_QUOTAS,
+    Capability.VIEW_SALES_ANALYTICS,
+}
 _MANAGERS = _EVERYONE | {Capability.VIEW_USERS, Capability.EXPORT_CUSTOMERS, Capability.MERGE_CUSTOMERS}
 _LIST_OWNERS = {  # whoever owns the customer base as a whole: bulk changes, imports, segments
     Capability.BULK_EDIT_CUSTOMERS,
@@ -70,11 +106,14 @@ _LIST_OWNERS = {  # whoever owns the customer base as a whole: bulk changes, imp
 
 MATRIX: dict[str, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
-    Role.SALES_MANAGER: _MANAGERS | _LIST_OWNERS,
-    Role.SALES_REP: _EVERYONE,
-    Role.SUPPORT_MANAGER: _MANAGERS,
+    Role.SALES_MANAGER: _MANAGERS | _LIST_OWNERS | _SELLERS | _SALES_LEADS,
+    Role.SALES_REP: _EVERYONE | _SELLERS,
+    Role.SUPPORT_MANAGER: _MANAGERS | {Capability.VIEW_ALL_OPPORTUNITIES},
     Role.SUPPORT_AGENT: _EVERYONE,
-    Role.MARKETING_MANAGER: _MANAGERS | _LIST_OWNERS,
+    # Marketing reads the pipeline and its dashboard (attribution), and sees every deal.
+    Role.MARKETING_MANAGER: _MANAGERS
+    | _LIST_OWNERS
+    | {Capability.VIEW_ALL_OPPORTUNITIES, Capability.VIEW_SALES_DASHBOARD, Capability.VIEW_QUOTES},
 }
 
 

@@ -62,6 +62,7 @@ urlpatterns = [
     path("settings/users/", include(users_patterns)),
     path("settings/audit/", include(audit_patterns)),
     path("customers/", include("customers.urls")),
+    path("sales/", include("sales.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin_site.urls),
 ]

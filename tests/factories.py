@@ -74,3 +74,55 @@ def interaction(cust, **fields):
     fields.setdefault("interaction_type", "note")
     with system_context():
         return interaction_log(customer=cust, actor=None, **fields)
+
+
+# --- sales ----------------------------------------------------------------------------------------------
+
+
+def pipeline(org: Organization):
+    """The organization's default pipeline with the standard stages (prospecting ... closed lost)."""
+    from sales.services.pipelines import pipeline_ensure_default
+
+    with system_context():
+        return pipeline_ensure_default(organization=org)
+
+
+def stage(org: Organization, name: str):
+    """A stage of the default pipeline by name ("Proposal", "Closed won", ...)."""
+    from sales.models import Stage
+
+    default = pipeline(org)
+    with system_context():
+        return Stage.objects.get(pipeline=default, name=name)
+
+
+def opportunity(org: Organization, **fields):
+    """An open opportunity through the service (a new customer unless given; stage by object or name)."""
+    import datetime
+    from decimal import Decimal
+
+    from sales.services.opportunities import opportunity_create
+
+    n = next(_sequence)
+    if isinstance(fields.get("stage"), str):
+        fields["stage"] = stage(org, fields["stage"])
+    if fields.get("customer") is None:
+        fields["customer"] = customer(org)
+    defaults = {
+        "name": f"Deal {n}",
+        "amount": Decimal("1000.00"),
+        "expected_close_date": datetime.date.today() + datetime.timedelta(days=30),
+    }
+    with system_context():
+        return opportunity_create(organization=org, actor=None, **{**defaults, **fields})
+
+
+def product(org: Organization, **fields):
+    from decimal import Decimal
+
+    from sales.models import Product
+
+    n = next(_sequence)
+    defaults = {"sku": f"SKU-{n}", "name": f"Product {n}", "unit_price": Decimal("100.00"), "currency": "USD"}
+    with system_context():
+        return Product.objects.create(organization=org, **{**defaults, **fields})

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "axes",
     # Domain apps
     "customers.apps.CustomersConfig",
+    "sales.apps.SalesConfig",
 ]
 
 MIDDLEWARE = [
