@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 def register() -> None:
     _register_audit_nouns()
+    _register_scoring()
     _register_opportunities()
     _register_activities()
     _register_quotes_and_orders()
@@ -28,6 +29,21 @@ def _register_audit_nouns() -> None:
             "sales_settings": _("sales settings"),
             "sales_quotas": _("quota"),
         }
+    )
+
+
+def _register_scoring() -> None:
+    """The lead score's `opportunity_count` factor: every opportunity of the customer, as the design
+    document's `calculate_dynamic_lead_score` counts them (open or closed)."""
+    from customers.scoring import CountSource, register_count_source
+
+    register_count_source(
+        "opportunities",
+        CountSource(
+            "sales.opportunities",
+            "SELECT customer_id, count(*) AS n FROM opportunities"
+            " WHERE organization_id = %(organization_id)s GROUP BY customer_id",
+        ),
     )
 
 

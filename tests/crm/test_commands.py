@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from crm.health import record_heartbeat
+from crm.management.commands.seed_demo import EXTRA_SELLERS
 from crm.models import Notification, Organization, User
 from crm.permissions import Role
 from crm.tenancy import system_context
@@ -48,14 +49,21 @@ def _demo_logins() -> list[str]:
 def test_seed_demo_creates_both_organizations_one_user_per_role_and_the_operator(db, settings):
     settings.DEBUG = True
     output = _seed()
-    assert "Demo data ready: 2 organizations, 13 users, 400 customers, 10 segments created." in output
+    assert "Demo data ready: 2 organizations, 16 users, 400 customers, 10 segments," in output
     snapshot = _snapshot()
     assert snapshot["organizations"] == sorted(DEMO_ORGS.items())
-    expected_users = [
-        (f"{role}@{slug}.example", role, False, slug) for slug in DEMO_ORGS for role in Role.values
-    ] + [("root@crm.example", "", True, None)]
+    extra_sellers = [
+        (f"{first.lower()}.{last.lower()}@{slug}.example", role, False, slug)
+        for slug, people in EXTRA_SELLERS.items()
+        for role, first, last, _title in people
+    ]
+    expected_users = (
+        [(f"{role}@{slug}.example", role, False, slug) for slug in DEMO_ORGS for role in Role.values]
+        + extra_sellers
+        + [("root@crm.example", "", True, None)]
+    )
     assert snapshot["users"] == sorted(expected_users)
-    assert snapshot["notifications"] == 12  # a welcome note for each organization user
+    assert snapshot["notifications"] == 12  # a welcome note for each user of a role's demo login
 
 
 def test_seed_demo_twice_creates_nothing_new(db, settings):
@@ -88,7 +96,7 @@ def test_seed_demo_refuses_with_debug_off_unless_forced(db, settings):
     with pytest.raises(CommandError, match="DEBUG"):
         _seed()
     assert _snapshot()["organizations"] == []
-    assert "2 organizations, 13 users" in _seed("--force")
+    assert "2 organizations, 16 users" in _seed("--force")
 
 
 # --- health -----------------------------------------------------------------------------------------------------

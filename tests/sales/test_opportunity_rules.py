@@ -62,3 +62,21 @@ def test_an_overridden_probability_survives_open_stage_moves_but_not_closing(org
         assert (moved.probability, moved.probability_overridden) == (40, True)
         won = opportunity_update(opportunity=deal, actor=admin, stage=factories.stage(org_a, "Closed won"))
         assert (won.status, won.probability, won.probability_overridden) == ("won", 100, False)
+
+
+def test_the_lead_score_counts_every_opportunity_of_the_customer_open_or_closed(org_a, as_tenant):
+    from crm.tenancy import tenant_context
+    from customers import scoring
+    from customers.models import Customer
+
+    buyer, other = factories.customer(org_a), factories.customer(org_a)
+    factories.opportunity(org_a, customer=buyer)
+    factories.opportunity(org_a, customer=buyer, stage="Closed lost", lost_reason="Price")
+    factories.opportunity(org_a, customer=buyer, stage="Closed won")
+    with tenant_context(org_a.pk):
+        scoring.score_organization(org_a.pk, customer_ids=[buyer.pk, other.pk])
+        counts = {
+            c.pk: scoring.explain(c)["factors"]["opportunity_count"]
+            for c in Customer.objects.filter(pk__in=[buyer.pk, other.pk])
+        }
+    assert counts == {buyer.pk: 3, other.pk: 0}

@@ -54,6 +54,15 @@ PEOPLE = {
     },
 }
 
+# More of the sales team, so the leaderboard and the per-rep forecast have people to compare.
+EXTRA_SELLERS = {
+    "acme": [
+        (Role.SALES_REP, "Daniel", "Park", "Account executive"),
+        (Role.SALES_REP, "Grace", "Okoye", "Business development rep"),
+    ],
+    "globex": [(Role.SALES_REP, "Marta", "Kowalczyk", "Key account manager")],
+}
+
 
 class Command(BaseCommand):
     help = "Create the demo organizations (acme, globex), one user per role in each, and root@crm.example."
@@ -123,4 +132,33 @@ class Command(BaseCommand):
                 f"{org.name}: {made['customers']} customers with a year of interactions, scored"
             )
         made["segments"] = seed_segments(organization=org)
+        made.update(self._seed_sales(org))
+        return made
+
+    def _seed_sales(self, org: Organization) -> Counter[str]:
+        from sales import demo
+
+        made: Counter[str] = Counter()
+        for role, first, last, title in EXTRA_SELLERS.get(org.slug, ()):
+            email = f"{first.lower()}.{last.lower()}@{org.slug}.example"
+            if not User.objects.filter(email=email).exists():
+                services.user_create(
+                    organization=org,
+                    actor=None,
+                    email=email,
+                    role=role,
+                    first_name=first,
+                    last_name=last,
+                    department=Department.SALES,
+                    job_title=title,
+                    password=DEMO_PASSWORD,
+                )
+                made["users"] += 1
+        made["opportunities"] = demo.seed_opportunities(organization=org)
+        made["quotas"] = demo.seed_quotas(organization=org)
+        made["activities"] = demo.seed_activities(organization=org)
+        if made["opportunities"]:
+            self.stdout.write(
+                f"{org.name}: {made['opportunities']} opportunities with history, {made['activities']} activities"
+            )
         return made
