@@ -62,6 +62,13 @@ class Capability(StrEnum):
     MANAGE_QUOTAS = "quotas.manage"
     VIEW_SALES_DASHBOARD = "sales_dashboard.view"
     VIEW_SALES_ANALYTICS = "sales_analytics.view"  # team and rep performance, leaderboard
+    # support
+    VIEW_TICKETS = "tickets.view"
+    WORK_TICKETS = "tickets.work"  # reply, note, change status, take tickets
+    MANAGE_TICKETS = "tickets.manage"  # assign to others, bulk actions, team queues, rebalancing
+    MANAGE_SUPPORT_SETTINGS = "support_settings.manage"  # SLA policies, calendars, capacity, canned responses
+    VIEW_SUPPORT_REPORTS = "support_reports.view"  # CSAT, NPS, agent performance, workload
+    MANAGE_KNOWLEDGE_BASE = "kb.manage"
 
 
 _EVERYONE = frozenset(
@@ -78,6 +85,8 @@ _EVERYONE = frozenset(
         # Everyone may look at deals and orders (the customer page shows them); selling is for sales.
         Capability.VIEW_OPPORTUNITIES,
         Capability.VIEW_ORDERS,
+        # ... and their tickets (the customer page shows them); working tickets is for support.
+        Capability.VIEW_TICKETS,
     }
 )
 _SELLERS = {  # whoever works deals: reps and their managers
@@ -97,6 +106,12 @@ _SALES_LEADS = {  # sales managers: approvals, rules, quotas, the whole team's n
     Capability.MANAGE_QUOTAS,
     Capability.VIEW_SALES_ANALYTICS,
 }
+_SUPPORT_AGENTS = {Capability.WORK_TICKETS, Capability.MANAGE_KNOWLEDGE_BASE}
+_SUPPORT_LEADS = {
+    Capability.MANAGE_TICKETS,
+    Capability.MANAGE_SUPPORT_SETTINGS,
+    Capability.VIEW_SUPPORT_REPORTS,
+}
 _MANAGERS = _EVERYONE | {Capability.VIEW_USERS, Capability.EXPORT_CUSTOMERS, Capability.MERGE_CUSTOMERS}
 _LIST_OWNERS = {  # whoever owns the customer base as a whole: bulk changes, imports, segments
     Capability.BULK_EDIT_CUSTOMERS,
@@ -108,8 +123,8 @@ MATRIX: dict[str, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
     Role.SALES_MANAGER: _MANAGERS | _LIST_OWNERS | _SELLERS | _SALES_LEADS,
     Role.SALES_REP: _EVERYONE | _SELLERS,
-    Role.SUPPORT_MANAGER: _MANAGERS | {Capability.VIEW_ALL_OPPORTUNITIES},
-    Role.SUPPORT_AGENT: _EVERYONE,
+    Role.SUPPORT_MANAGER: _MANAGERS | _SUPPORT_AGENTS | _SUPPORT_LEADS | {Capability.VIEW_ALL_OPPORTUNITIES},
+    Role.SUPPORT_AGENT: _EVERYONE | _SUPPORT_AGENTS,
     # Marketing reads the pipeline and its dashboard (attribution), and sees every deal.
     Role.MARKETING_MANAGER: _MANAGERS
     | _LIST_OWNERS

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     # Domain apps
     "customers.apps.CustomersConfig",
     "sales.apps.SalesConfig",
+    "support.apps.SupportConfig",
 ]
 
 MIDDLEWARE = [
