@@ -19,7 +19,7 @@ class NavItem:
     url_name: str
     icon: str  # a Bootstrap Icons name
     capability: Capability
-    section: str = "main"  # "main", "sales" or "settings" (the sidebar's groups, in that order)
+    section: str = "main"  # "main", "sales", "support" or "settings" (the sidebar's groups, in that order)
     order: int = 100
 
 
@@ -33,7 +33,7 @@ def register(item: NavItem) -> None:
 
 
 def items_for(user, current_path: str = "") -> dict[str, list[dict]]:
-    sections: dict[str, list[dict]] = {"main": [], "sales": [], "settings": []}
+    sections: dict[str, list[dict]] = {"main": [], "sales": [], "support": [], "settings": []}
     entries = []
     for item in _ITEMS:
         if has_capability(user, item.capability):
