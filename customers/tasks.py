@@ -7,6 +7,7 @@ SystemTasks run as the platform. Every task is idempotent.
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import IntegrityError
 
 from crm.celery import SystemTask, TenantTask
 from crm.tenancy import current_organization_id
@@ -73,4 +74,36 @@ def refresh_dynamic_segments() -> int:
     organization_ids = organizations_with_dynamic_segments()
     for organization_id in organization_ids:
         refresh_organization_segments.delay_on_commit(organization_id=str(organization_id))
+    return len(organization_ids)
+
+
+# --- duplicates (customers/duplicates/) --------------------------------------------------------------------
+
+
+@shared_task(
+    name="customers.tasks.refresh_duplicate_pairs",
+    base=TenantTask,
+    ignore_result=True,
+    # A customer deleted while the refresh computed fails the new rows' foreign-key check: run again.
+    autoretry_for=(IntegrityError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def refresh_duplicate_pairs() -> int:
+    """Recompute the organization's likely duplicate pairs into the table the duplicates page reads;
+    returns how many pairs there are."""
+    from customers.duplicates.refresh import duplicate_pairs_refresh
+
+    return duplicate_pairs_refresh(organization_id=current_organization_id()).pairs
+
+
+@shared_task(name="customers.tasks.refresh_all_duplicate_pairs", base=SystemTask, ignore_result=True)
+def refresh_all_duplicate_pairs() -> int:
+    """Hourly: one duplicates refresh per trial or active organization, each in its own tenant context and
+    transaction; returns how many were enqueued."""
+    from customers.duplicates.refresh import organizations_to_refresh
+
+    organization_ids = organizations_to_refresh()
+    for organization_id in organization_ids:
+        refresh_duplicate_pairs.delay_on_commit(organization_id=str(organization_id))
     return len(organization_ids)

@@ -104,11 +104,50 @@ def attach_audit(
     sensitivity: str = "normal",
     org_column: str = "organization_id",
     exclude: tuple[str, ...] = (),
+    audited_columns_only: bool = False,
 ) -> migrations.RunSQL:
-    """Audit every INSERT, UPDATE and DELETE on `table` (for the migration that creates the table)."""
-    args = ", ".join(f"'{arg}'" for arg in (sensitivity, org_column, ",".join(exclude)))
+    """Audit every INSERT, UPDATE and DELETE on `table` (for the migration that creates the table).
+
+    With `audited_columns_only`, the trigger is attached as `AFTER INSERT OR DELETE OR UPDATE OF <every
+    column of the table but those in exclude>`, the columns read from the catalogue when the migration runs.
+    An UPDATE whose SET list names only excluded columns (a scoring run: scores and scored_at) then does not
+    fire it at all, instead of firing it for every row to compute two to_jsonb() and write nothing. Nothing
+    else changes: an UPDATE that sets any audited column fires it, whatever path it comes from (the ORM's
+    save() sets every column, a raw `UPDATE ... SET first_name = ...` sets that one), and the function
+    still writes a row only when an audited value changed.
+
+    A column added to the table later is not in the list: the migration that adds it must attach the trigger
+    again (drop it, then this helper), or UPDATEs of that column alone would go unaudited.
+    tests/crm/test_audit_columns.py fails for any audited table whose trigger misses one of its columns.
+    """
+    reverse_sql = f'DROP TRIGGER IF EXISTS crm_audit ON "{table}"'
+    if not audited_columns_only:
+        args = ", ".join(f"'{arg}'" for arg in (sensitivity, org_column, ",".join(exclude)))
+        return migrations.RunSQL(
+            f'CREATE TRIGGER crm_audit AFTER INSERT OR UPDATE OR DELETE ON "{table}" '
+            f"FOR EACH ROW EXECUTE FUNCTION crm_audit_trigger({args})",
+            reverse_sql=reverse_sql,
+        )
+    excluded, excluded_csv = ", ".join(f"'{column}'" for column in exclude), ",".join(exclude)
     return migrations.RunSQL(
-        f'CREATE TRIGGER crm_audit AFTER INSERT OR UPDATE OR DELETE ON "{table}" '
-        f"FOR EACH ROW EXECUTE FUNCTION crm_audit_trigger({args})",
-        reverse_sql=f'DROP TRIGGER IF EXISTS crm_audit ON "{table}"',
+        [
+            f"""
+DO $attach$
+DECLARE
+    columns text;
+BEGIN
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO STRICT columns
+    FROM pg_attribute
+    WHERE attrelid = '"{table}"'::regclass AND attnum > 0 AND NOT attisdropped
+      AND attname <> ALL (ARRAY[{excluded}]::text[]);
+    EXECUTE format(
+        'CREATE TRIGGER crm_audit AFTER INSERT OR DELETE OR UPDATE OF %s ON %I '
+        'FOR EACH ROW EXECUTE FUNCTION crm_audit_trigger(%L, %L, %L)',
+        columns, '{table}', '{sensitivity}', '{org_column}', '{excluded_csv}'
+    );
+END
+$attach$
+"""
+        ],
+        reverse_sql=[reverse_sql],
     )

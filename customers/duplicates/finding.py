@@ -11,7 +11,7 @@ Three signals, each a join of the organization's customers with themselves that 
   ("+1 (555) 010-2000" and "555 010 2000"). A hash join on the key.
 - **name + company**: trigram similarity (pg_trgm `similarity()`) of "first last" of at least 0.6, and the
   companies equal ignoring case, or similar (at least 0.6), or both empty. Candidates come from an equality
-  join on each name's rarest trigrams (the prefix filter, see `_PAIRS_SQL`), and only they are compared.
+  join on each name's rarest trigrams (the prefix filter, see `SIGNALS_SQL`), and only they are compared.
 
   Why not pg_trgm's `%` operator with a GIN trigram index: under row-level security the planner may only
   use a condition as an index condition when its operator is LEAKPROOF (otherwise it could see rows the
@@ -28,6 +28,8 @@ anonymized customers are left out; so are pairs someone marked "not a duplicate"
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,13 +69,15 @@ _COMPANY_SIM = (
 )
 _NAME_SIM = "similarity({a}, {b})::float8"
 _NAME_MATCHES = "{name} >= %(name_min)s AND ({company} IS NULL OR {company} >= %(company_min)s)"
-_CONFIDENCE = (
+CONFIDENCE_SQL = (
     "round((100 * (1 - (1 - CASE WHEN email THEN %(w_email)s ELSE 0 END)"
     " * (1 - CASE WHEN phone THEN %(w_phone)s ELSE 0 END)"
     " * (1 - COALESCE(%(w_name)s * name_sim * COALESCE(company_sim, 1), 0))))::numeric)::int"
 )
 
-_PAIRS_SQL = f"""
+# The signals, one row per pair and signal (a pair may have several), as CTEs that the live list below and
+# the refresh (customers.duplicates.refresh) both build on.
+SIGNALS_SQL = f"""
 WITH live AS MATERIALIZED (
     SELECT c.id, {_EMAIL_KEY.format(t="c")} AS email_key, {_PHONE_KEY.format(t="c")} AS phone_key,
            {_FULL_NAME.format(t="c")} AS full_name, c.company_name
@@ -127,7 +131,10 @@ signals AS (
     SELECT a_id, b_id, false, false, name_sim, company_sim
     FROM named
     WHERE {_NAME_MATCHES.format(name="name_sim", company="company_sim")}
-),
+)
+"""
+
+_PAIRS_SQL = f"""{SIGNALS_SQL},
 pairs AS (
     SELECT a_id, b_id, bool_or(email) AS email, bool_or(phone) AS phone,
            max(name_sim) AS name_sim, max(company_sim) AS company_sim
@@ -139,7 +146,7 @@ pairs AS (
     GROUP BY a_id, b_id
 ),
 scored AS (
-    SELECT a_id, b_id, email, phone, name_sim, company_sim, {_CONFIDENCE} AS confidence,
+    SELECT a_id, b_id, email, phone, name_sim, company_sim, {CONFIDENCE_SQL} AS confidence,
            count(*) OVER () AS total
     FROM pairs
 )
@@ -153,7 +160,7 @@ LIMIT %(limit)s
 _ONE_NAME_SIM = _NAME_SIM.format(a="a.full_name", b="b.full_name")
 _ONE_COMPANY_SIM = _COMPANY_SIM.format(a="a.company_name", b="b.company_name")
 _ONE_PAIR_SQL = f"""
-SELECT email, phone, name_sim, company_sim, {_CONFIDENCE} AS confidence
+SELECT email, phone, name_sim, company_sim, {CONFIDENCE_SQL} AS confidence
 FROM (
     SELECT COALESCE({_EMAIL_KEY.format(t="a")} = {_EMAIL_KEY.format(t="b")}, false) AS email,
            COALESCE({_PHONE_KEY.format(t="a")} = {_PHONE_KEY.format(t="b")}, false) AS phone,
@@ -167,7 +174,7 @@ FROM (
 ) p
 """
 
-_RULE_PARAMS = {
+RULE_PARAMS = {
     "phone_min": PHONE_MIN_DIGITS,
     "phone_key": PHONE_KEY_DIGITS,
     "name_min": NAME_THRESHOLD,
@@ -223,7 +230,7 @@ class DuplicatePair:
         return "high" if self.confidence >= 85 else "medium" if self.confidence >= 60 else "low"
 
 
-def _reasons(email: bool, phone: bool, name_sim: float | None, company_sim: float | None) -> list[Reason]:
+def reasons_from(email: bool, phone: bool, name_sim: float | None, company_sim: float | None) -> list[Reason]:
     reasons = []
     if email:
         reasons.append(Reason("email"))
@@ -252,71 +259,121 @@ def _decode(cursor: str | None) -> tuple[list[Any], str] | None:
 
 @dataclass
 class DuplicatesPage(KeysetPage):
-    total: int = 0  # pairs in the whole list (the query computes and sorts them all anyway)
+    total: int = 0  # pairs in the whole list (capped by the stored list, see customers.duplicates.pages)
+    total_capped: bool = False  # True: there are more than `total`
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a page starts: the decoded cursor (confidence, a_id, b_id) and its direction. The order is
+    (confidence, a_id, b_id), all descending, so "after the cursor" is one row comparison, which an index
+    in that order serves as one range."""
+
+    values: list[Any] | None
+    direction: str
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> Keyset:
+        decoded = _decode(cursor)
+        return cls(values=decoded[0], direction=decoded[1]) if decoded else cls(values=None, direction="next")
+
+    def where(self, columns: str) -> str:
+        """The condition on `columns` (e.g. "(confidence, a_id, b_id)"), with params %(c)s %(ca)s %(cb)s."""
+        if self.values is None:
+            return "true"
+        # Typed like the stored columns, so the comparison is the index's own (smallint, uuid, uuid).
+        way = ">" if self.direction == "previous" else "<"
+        return f"{columns} {way} (%(c)s::smallint, %(ca)s::uuid, %(cb)s::uuid)"
+
+    def order(self, columns: tuple[str, str, str]) -> str:
+        way = "" if self.direction == "previous" else " DESC"
+        return ", ".join(f"{column}{way}" for column in columns)
+
+    def params(self) -> dict[str, Any]:
+        if self.values is None:
+            return {}
+        return {"c": self.values[0], "ca": self.values[1], "cb": self.values[2]}
+
+    def page(
+        self, items: list[DuplicatePair], *, per_page: int, total: int, capped: bool = False
+    ) -> DuplicatesPage:
+        """The page from up to per_page + 1 pairs fetched in this keyset's order (one more: is there more?)."""
+        more = len(items) > per_page
+        items = items[:per_page]
+        if self.direction == "previous":
+            items.reverse()
+        has_next = more if self.direction == "next" else self.values is not None
+        has_previous = self.values is not None if self.direction == "next" else more
+        if not items and self.values is not None:
+            # Past the end (the pairs changed since the link was made): nothing here, but a way back.
+            total, has_previous = 0, True
+        keys = [(p.confidence, p.a_id, p.b_id) for p in items]
+        return DuplicatesPage(
+            items=items,
+            next_cursor=_encode(keys[-1], "next") if keys and has_next else None,
+            previous_cursor=_encode(keys[0], "previous") if keys and has_previous else None,
+            total=total,
+            total_capped=capped,
+        )
+
+
+@contextmanager
+def hash_joins_only(db) -> Iterator[None]:
+    """Two planner settings for the statements in the block (transaction-local, put back after).
+
+    Under row-level security the planner underestimates the customers scan (it cannot estimate the policy)
+    and could join the organization's customers with themselves in a nested loop, N²: every join of the
+    rules is an equality, so hash joins it is. And no JIT: compiling the plan would take longer than
+    running it."""
+    db.execute(
+        "SELECT nestloop, jit, set_config('enable_nestloop', 'off', true), set_config('jit', 'off', true)"
+        " FROM (SELECT current_setting('enable_nestloop') AS nestloop, current_setting('jit') AS jit"
+        " OFFSET 0) previous"
+    )
+    previous = db.fetchone()[:2]
+    yield
+    db.execute("SELECT set_config('enable_nestloop', %s, true), set_config('jit', %s, true)", list(previous))
 
 
 def find_duplicates(
     *, organization_id: uuid.UUID, cursor: str | None = None, per_page: int = PER_PAGE
 ) -> DuplicatesPage:
-    """One keyset page of the organization's likely duplicate pairs, most certain first, then by ids, and
-    how many pairs there are in all. Three statements whatever the data: planner settings, the pairs, the
-    settings put back."""
-    decoded = _decode(cursor)
-    direction = decoded[1] if decoded else "next"
-    params: dict[str, Any] = {**_RULE_PARAMS, "org": organization_id, "limit": per_page + 1}
-    where, order = "true", "confidence DESC, a_id, b_id"
-    if decoded:
-        params.update(c=decoded[0][0], ca=decoded[0][1], cb=decoded[0][2])
-        if direction == "previous":
-            where = "(confidence > %(c)s OR (confidence = %(c)s AND (a_id, b_id) < (%(ca)s, %(cb)s)))"
-            order = "confidence, a_id DESC, b_id DESC"
-        else:
-            where = "(confidence < %(c)s OR (confidence = %(c)s AND (a_id, b_id) > (%(ca)s, %(cb)s)))"
-    with connection.cursor() as db:
-        # Two planner settings for this one statement (transaction-local, put back after). Under row-level
-        # security the planner underestimates the customers scan (it cannot estimate the policy) and could
-        # join the organization's customers with themselves in a nested loop, N²: every join here is an
-        # equality, so hash joins it is. And no JIT: compiling the plan would take longer than running it.
-        db.execute(
-            "SELECT nestloop, jit, set_config('enable_nestloop', 'off', true), set_config('jit', 'off', true)"
-            " FROM (SELECT current_setting('enable_nestloop') AS nestloop, current_setting('jit') AS jit"
-            " OFFSET 0) previous"
-        )
-        previous = db.fetchone()[:2]
-        db.execute(_PAIRS_SQL.format(where=where, order=order), params)
+    """One keyset page of the organization's likely duplicate pairs computed now, from the customers as
+    they are, most certain first, and how many pairs there are in all. Three statements whatever the data:
+    planner settings, the pairs, the settings put back.
+
+    The page reads the pairs the last refresh stored instead (customers.duplicates.pages), since this
+    computes every pair of the organization on each call (2.2 s at 10,000 customers); kept as the live
+    reference the stored pairs are checked against, in the tests and the benchmark."""
+    keyset = Keyset.from_cursor(cursor)
+    params: dict[str, Any] = {
+        **RULE_PARAMS,
+        **keyset.params(),
+        "org": organization_id,
+        "limit": per_page + 1,
+    }
+    sql = _PAIRS_SQL.format(
+        where=keyset.where("(confidence, a_id, b_id)"), order=keyset.order(("confidence", "a_id", "b_id"))
+    )
+    with connection.cursor() as db, hash_joins_only(db):
+        db.execute(sql, params)
         rows = db.fetchall()
-        db.execute(
-            "SELECT set_config('enable_nestloop', %s, true), set_config('jit', %s, true)", list(previous)
-        )
-    more = len(rows) > per_page
-    rows = rows[:per_page]
-    if direction == "previous":
-        rows.reverse()
     total = rows[0][7] if rows else 0
     items = [
-        DuplicatePair(a_id=a, b_id=b, confidence=conf, reasons=_reasons(email, phone, name_sim, company_sim))
+        DuplicatePair(
+            a_id=a, b_id=b, confidence=conf, reasons=reasons_from(email, phone, name_sim, company_sim)
+        )
         for a, b, email, phone, name_sim, company_sim, conf, _total in rows
     ]
-    has_next = more if direction == "next" else bool(decoded)
-    has_previous = bool(decoded) if direction == "next" else more
-    if not rows and decoded:
-        # Past the end (the pairs changed since the link was made): nothing here, but a way back.
-        total, has_previous = 0, True
-    keys = [(p.confidence, p.a_id, p.b_id) for p in items]
-    return DuplicatesPage(
-        items=items,
-        next_cursor=_encode(keys[-1], "next") if keys and has_next else None,
-        previous_cursor=_encode(keys[0], "previous") if keys and has_previous else None,
-        total=total,
-    )
+    return keyset.page(items, per_page=per_page, total=total)
 
 
 def pair_reasons(*, organization_id: uuid.UUID, a_id: uuid.UUID, b_id: uuid.UUID) -> tuple[int, list[Reason]]:
     """Confidence and reasons of one pair, by the same rules as the list (one statement, no index needed)."""
     with connection.cursor() as db:
-        db.execute(_ONE_PAIR_SQL, {**_RULE_PARAMS, "org": organization_id, "a": a_id, "b": b_id})
+        db.execute(_ONE_PAIR_SQL, {**RULE_PARAMS, "org": organization_id, "a": a_id, "b": b_id})
         row = db.fetchone()
     if row is None:
         return 0, []
     email, phone, name_sim, company_sim, confidence = row
-    return confidence, _reasons(email, phone, name_sim, company_sim)
+    return confidence, reasons_from(email, phone, name_sim, company_sim)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.permissions import Capability, requires
 from customers import duplicates, merging
@@ -63,11 +64,35 @@ def _next_or(request, fallback: str) -> str:
     return fallback
 
 
+def _status_context(request) -> dict:
+    status = duplicates.duplicates_status(organization_id=request.user.organization_id)
+    return {"status": status, "since": status.computed_at.isoformat() if status.computed_at else ""}
+
+
 @requires(Capability.MERGE_CUSTOMERS)
+@require_http_methods(["GET", "HEAD", "POST"])
 def duplicate_list(request):
+    """The likely duplicate pairs as the last refresh stored them, with when that was.
+
+    POST is "Refresh now": enqueue a refresh of the organization's pairs. Through htmx it answers with the
+    status panel ("refreshing…"), which polls this view (GET ?part=status) until the refresh asked for has
+    run, then has htmx reload the page (HX-Refresh) to show the new pairs."""
+    if request.method == "POST":
+        duplicates.duplicate_pairs_refresh_request(actor=request.user)
+        if request.htmx:
+            return render(request, "customers/duplicates/_status.html", _status_context(request))
+        messages.info(request, _("Looking for duplicates again. The list updates when that is done."))
+        return redirect("customers:duplicates")
+    if request.htmx and request.GET.get("part") == "status":
+        context = _status_context(request)
+        if not context["status"].pending and context["since"] != request.GET.get("since", ""):
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"  # the new pairs are in: show them
+            return response
+        return render(request, "customers/duplicates/_status.html", context)
     page = duplicates.duplicates_page(actor=request.user, cursor=request.GET.get("cursor"))
     merged = request.session.pop(MERGED_SESSION_KEY, None)
-    context = {"page": page, "merged": merged, "title": _("Duplicates")}
+    context = {"page": page, "merged": merged, "title": _("Duplicates"), **_status_context(request)}
     return render(request, "customers/duplicates/list.html", context)
 
 

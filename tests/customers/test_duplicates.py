@@ -8,18 +8,22 @@ import datetime
 import itertools
 import re
 from decimal import ROUND_HALF_UP, Decimal
+from types import SimpleNamespace
 
 import pytest
+from celery.schedules import crontab
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
+from django.db import ProgrammingError, connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from crm.celery import app as celery_app
 from crm.models import AuditLog
 from crm.permissions import Role
-from crm.tenancy import system_context, tenant_context
-from customers import duplicates, merging
+from crm.tenancy import TenantContextError, system_context, tenant_context
+from customers import duplicates, merging, tasks
+from customers.duplicates import finding
 from customers.models import (
     Customer,
     DuplicateDismissal,
@@ -126,9 +130,39 @@ NAMES = list(
 )
 
 
-def all_pairs(org) -> list[duplicates.DuplicatePair]:
+def refresh(org) -> duplicates.RefreshResult:
     with tenant_context(org.pk):
-        return duplicates.find_duplicates(organization_id=org.pk, per_page=1000).items
+        return duplicates.duplicate_pairs_refresh(organization_id=org.pk)
+
+
+def listed_pairs(org, **kwargs) -> list[duplicates.DuplicatePair]:
+    """What the list shows now (every page at once), read from the stored pairs without refreshing."""
+    with tenant_context(org.pk):
+        return duplicates.duplicates_page(actor=SimpleNamespace(organization_id=org.pk), per_page=1000).items
+
+
+def all_pairs(org) -> list[duplicates.DuplicatePair]:
+    """The organization's pairs as the list shows them after a refresh, checked against the same rules
+    computed live (the finder the page used to run on every load)."""
+    refresh(org)
+    stored = listed_pairs(org)
+    with tenant_context(org.pk):
+        live = duplicates.find_duplicates(organization_id=org.pk, per_page=1000).items
+    assert [(p.a_id, p.b_id, p.confidence, p.reasons) for p in stored] == [
+        (p.a_id, p.b_id, p.confidence, p.reasons) for p in live
+    ]
+    return stored
+
+
+def stored_rows(org) -> dict[tuple, tuple]:
+    """The organization's rows of customer_duplicate_pairs, as the platform sees them."""
+    with system_context(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT customer_a_id, customer_b_id, same_email, same_phone, name_similarity, company_similarity,"
+            " confidence, computed_at FROM customer_duplicate_pairs WHERE organization_id = %s",
+            [org.pk],
+        )
+        return {(a, b): tuple(rest) for a, b, *rest in cursor.fetchall()}
 
 
 def as_found(pairs) -> dict[tuple, tuple[int, set[str]]]:
@@ -242,17 +276,22 @@ def test_anonymized_customers_are_left_out_too(org_a):
     assert all_pairs(org_a) == []
 
 
-def test_pairs_marked_not_a_duplicate_are_left_out_until_the_mark_is_undone(people, org_a, admin_a):
+def test_pairs_marked_not_a_duplicate_leave_the_list_at_once_until_the_mark_is_undone(people, org_a, admin_a):
     p = people
+    assert len(all_pairs(org_a)) == 5
     with tenant_context(org_a.pk, user=admin_a):
         duplicate_dismiss(a=p["john"], b=p["jon"], actor=admin_a)  # either order
         duplicate_dismiss(a=p["jon"], b=p["john"], actor=admin_a)  # idempotent
         assert DuplicateDismissal.objects.count() == 1
+    # No refresh in between: the list leaves the pair out as it reads.
+    assert key(p["jon"], p["john"]) not in as_found(listed_pairs(org_a))
+    assert len(listed_pairs(org_a)) == 4
+    # A refresh keeps it out too (the pair is stored, the mark hides it).
     assert key(p["jon"], p["john"]) not in as_found(all_pairs(org_a))
-    assert len(all_pairs(org_a)) == 4
+    assert key(p["jon"], p["john"]) in stored_rows(org_a)
     with tenant_context(org_a.pk, user=admin_a):
         assert duplicate_restore(a=p["jon"], b=p["john"], actor=admin_a) is True
-    assert key(p["jon"], p["john"]) in as_found(all_pairs(org_a))
+    assert key(p["jon"], p["john"]) in as_found(listed_pairs(org_a))  # back at once
 
 
 def test_pairs_never_cross_organizations(people, org_a, org_b):
@@ -263,14 +302,51 @@ def test_pairs_never_cross_organizations(people, org_a, org_b):
     assert all_pairs(org_b) == []
 
 
-def test_keyset_pages_walk_every_pair_once_forwards_and_back(org_a):
+def test_another_organizations_stored_pairs_are_invisible_and_untouched(people, org_a, org_b, admin_a):
+    b1, b2 = _twins(org_b, 1)[0]
+    refresh(org_b)
+    refresh(org_a)
+    assert set(stored_rows(org_b)) == {key(b1, b2)}
+    # Row-level security: in org A's context the table holds org A's rows only, whatever the query says.
+    with tenant_context(org_a.pk), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM customer_duplicate_pairs WHERE organization_id = %s", [org_b.pk])
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM customer_duplicate_runs WHERE organization_id = %s", [org_b.pk])
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT DISTINCT organization_id FROM customer_duplicate_pairs")
+        assert cursor.fetchall() == [(org_a.pk,)]
+    # Org A's refresh left org B's pairs alone, and org A's list shows none of them.
+    assert set(stored_rows(org_b)) == {key(b1, b2)}
+    assert not {b1.pk, b2.pk} & {pk for pair_key in as_found(listed_pairs(org_a)) for pk in pair_key}
+    # A row for another organization is refused by the policy.
+    with (
+        pytest.raises(ProgrammingError, match="row-level security"),
+        tenant_context(org_a.pk),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO customer_duplicate_pairs (organization_id, customer_a_id, customer_b_id, same_email,"
+            " same_phone, confidence, computed_at) VALUES (%s, %s, %s, true, false, 90, now())",
+            [org_b.pk, *key(b1, b2)],
+        )
+
+
+@pytest.mark.parametrize("source", ["stored", "live"])
+def test_keyset_pages_walk_every_pair_once_forwards_and_back(source, org_a):
     _twins(org_a, 7)
     everything = [(p.a_id, p.b_id) for p in all_pairs(org_a)]
     assert len(everything) == 7
+    actor = SimpleNamespace(organization_id=org_a.pk)
+
+    def page_of(cursor):
+        if source == "stored":
+            return duplicates.duplicates_page(actor=actor, cursor=cursor, per_page=3)
+        return duplicates.find_duplicates(organization_id=org_a.pk, cursor=cursor, per_page=3)
+
     seen, pages, cursor = [], [], None
     with tenant_context(org_a.pk):
         while True:
-            page = duplicates.find_duplicates(organization_id=org_a.pk, cursor=cursor, per_page=3)
+            page = page_of(cursor)
             assert page.total == 7
             pages.append(page)
             seen += [(p.a_id, p.b_id) for p in page.items]
@@ -279,12 +355,10 @@ def test_keyset_pages_walk_every_pair_once_forwards_and_back(org_a):
             cursor = page.next_cursor
         assert seen == everything
         assert [len(page.items) for page in pages] == [3, 3, 1]
-        back = duplicates.find_duplicates(
-            organization_id=org_a.pk, cursor=pages[-1].previous_cursor, per_page=3
-        )
+        back = page_of(pages[-1].previous_cursor)
         assert [(p.a_id, p.b_id) for p in back.items] == everything[3:6]
         assert back.has_next and back.has_previous
-        forged = duplicates.find_duplicates(organization_id=org_a.pk, cursor="forged", per_page=3)
+        forged = page_of("forged")
         assert [(p.a_id, p.b_id) for p in forged.items] == everything[:3]
 
 
@@ -340,6 +414,126 @@ def test_finding_duplicates_puts_the_planner_settings_back(org_a):
         assert duplicates.find_duplicates(organization_id=org_a.pk).total == 1
         cursor.execute("SELECT current_setting('enable_nestloop'), current_setting('jit')")
         assert cursor.fetchone() == before
+        assert duplicates.duplicate_pairs_refresh(organization_id=org_a.pk).pairs == 1
+        cursor.execute("SELECT current_setting('enable_nestloop'), current_setting('jit')")
+        assert cursor.fetchone() == before
+
+
+# --- The stored pairs: refresh, and what keeps them right in between -------------------------------------
+
+
+def test_refresh_stores_each_pair_once_with_its_reasons_similarities_and_confidence(people, org_a):
+    p = people
+    result = refresh(org_a)
+    assert (result.pairs, result.inserted, result.updated, result.deleted) == (5, 5, 0, 0)
+    rows = stored_rows(org_a)
+    expected = expected_pairs(list(people.values()))
+    assert set(rows) == set(expected)
+    for pair_key, (email, phone, name_sim, company_sim, confidence, computed_at) in rows.items():
+        assert pair_key[0] < pair_key[1]
+        assert name_sim is not None or company_sim is None  # a company similarity only with a name match
+        assert computed_at == result.computed_at
+        kinds = {kind for kind, on in (("email", email), ("phone", phone), ("name", name_sim)) if on}
+        assert (confidence, kinds) == expected[pair_key]
+    jon = rows[key(p["jon"], p["john"])]
+    assert jon[2] == pytest.approx(similarity("Jon Smith", "John Smith"), abs=1e-6)  # 8/13
+    assert jon[3] == 1.0  # the same company, ignoring case and spaces
+    zed = rows[key(p["zed1"], p["zed2"])]
+    assert (zed[2], zed[3]) == (1.0, None)  # no company on either
+    paula = rows[key(p["paula"], p["hank"])]
+    assert paula[:4] == (False, True, None, None)
+
+
+def test_a_second_refresh_with_nothing_changed_writes_nothing_and_moves_the_as_of_time(people, org_a):
+    first = refresh(org_a)
+    rows = stored_rows(org_a)
+    second = refresh(org_a)
+    assert (second.pairs, second.inserted, second.updated, second.deleted) == (5, 0, 0, 0)
+    assert stored_rows(org_a) == rows  # the same rows, each with the time it was last written
+    assert second.computed_at > first.computed_at
+    with tenant_context(org_a.pk):
+        status = duplicates.duplicates_status(organization_id=org_a.pk)
+    assert (status.computed_at, status.pair_count, status.pending) == (second.computed_at, 5, False)
+
+
+def test_a_refresh_inserts_new_pairs_updates_changed_ones_and_deletes_vanished_ones(people, org_a):
+    p = people
+    first = refresh(org_a)
+    newcomer = factories.customer(org_a, first_name="Zed", last_name="Zulu")  # a third Zed
+    raw("UPDATE customers SET phone = '' WHERE id = %s", [p["hank"].pk])  # the phone pair vanishes
+    raw(
+        "UPDATE customers SET company_name = 'Initech Inc' WHERE id = %s", [p["john"].pk]
+    )  # similar, not equal
+    result = refresh(org_a)
+    rows = stored_rows(org_a)
+    assert key(p["paula"], p["hank"]) not in rows
+    assert {key(newcomer, p["zed1"]), key(newcomer, p["zed2"])} <= set(rows)
+    with system_context():
+        everyone = list(Customer.objects.filter(organization_id=org_a.pk))
+    kinds = (("email", 0), ("phone", 1), ("name", 2))
+    assert {k: (v[4], {n for n, i in kinds if v[i]}) for k, v in rows.items()} == expected_pairs(everyone)
+    # jon-john: still a name match, now at a similar company (8/10 of the trigrams), so a lower confidence.
+    jon = rows[key(p["jon"], p["john"])]
+    assert jon[3] == pytest.approx(similarity("initech", "initech inc"), abs=1e-6)
+    assert jon[4] == int(Decimal(80 * 8 / 13 * 0.8).quantize(0, ROUND_HALF_UP)) == 39
+    assert (result.pairs, result.inserted, result.updated, result.deleted) == (6, 2, 1, 1)
+    written = {k for k, v in rows.items() if v[5] == result.computed_at}
+    assert written == {key(newcomer, p["zed1"]), key(newcomer, p["zed2"]), key(p["jon"], p["john"])}
+    assert all(v[5] == first.computed_at for k, v in rows.items() if k not in written)
+
+
+def test_merging_or_deleting_a_customer_takes_its_pairs_off_the_list_at_once(people, org_a, admin_a):
+    p = people
+    refresh(org_a)
+    assert key(p["sara"], p["sarah"]) in stored_rows(org_a)
+    with tenant_context(org_a.pk, user=admin_a):
+        customers_merge(target=p["sara"], source=p["sarah"], actor=admin_a)
+    rows = stored_rows(org_a)
+    assert not any(p["sarah"].pk in pair_key for pair_key in rows)  # cascaded with the source
+    assert key(p["sara"], p["sarah"]) not in as_found(listed_pairs(org_a))
+    with tenant_context(org_a.pk, user=admin_a):
+        Customer.objects.filter(pk=p["hank"].pk).delete()
+    assert key(p["paula"], p["hank"]) not in stored_rows(org_a)
+    assert set(as_found(listed_pairs(org_a))) == {
+        key(p["jon"], p["john"]),
+        key(p["zed1"], p["zed2"]),
+        key(p["erin"], p["oscar"]),
+    }
+    # The next refresh agrees with the rules on what is left.
+    with system_context():
+        everyone = list(Customer.objects.filter(organization_id=org_a.pk))
+    assert as_found(all_pairs(org_a)) == expected_pairs(everyone)
+
+
+def test_customers_erased_or_anonymized_since_the_refresh_are_left_off_the_list(people, org_a):
+    p = people
+    refresh(org_a)
+    raw("UPDATE customers SET anonymized_at = now() WHERE id = %s", [p["oscar"].pk])
+    raw("UPDATE customers SET erased_at = now() WHERE id = %s", [p["zed2"].pk])
+    listed = set(as_found(listed_pairs(org_a)))
+    assert listed == {key(p["paula"], p["hank"]), key(p["jon"], p["john"]), key(p["sara"], p["sarah"])}
+
+
+def test_the_refresh_task_refreshes_its_organization_only(people, org_a, org_b):
+    _twins(org_b, 1)
+    assert tasks.refresh_duplicate_pairs(organization_id=str(org_a.pk)) == 5
+    assert len(stored_rows(org_a)) == 5 and stored_rows(org_b) == {}
+    with pytest.raises(TenantContextError):
+        tasks.refresh_duplicate_pairs()
+
+
+def test_the_hourly_beat_task_enqueues_one_refresh_per_trial_or_active_organization(
+    org_a, org_b, monkeypatch, django_capture_on_commit_callbacks
+):
+    suspended = factories.organization(status="suspended")
+    enqueued = []
+    monkeypatch.setattr(tasks.refresh_duplicate_pairs, "delay_on_commit", lambda **kw: enqueued.append(kw))
+    assert tasks.refresh_all_duplicate_pairs() >= 2
+    ids = {kw["organization_id"] for kw in enqueued}
+    assert {str(org_a.pk), str(org_b.pk)} <= ids and str(suspended.pk) not in ids
+    entry = celery_app.conf.beat_schedule["refresh-duplicates"]
+    assert entry["task"] == tasks.refresh_all_duplicate_pairs.name
+    assert entry["schedule"] == crontab(minute=45)  # hourly
 
 
 # --- Merging ---------------------------------------------------------------------------------------------
@@ -627,6 +821,7 @@ def _twins(org, n, *, start=0, **extra):
 
 def test_list_page_shows_each_pair_side_by_side_with_reasons_and_actions(client, login, org_a, admin_a):
     ((a, b),) = _twins(org_a, 1, company_name="Acme")
+    result = refresh(org_a)
     login(admin_a)
     response = client.get(reverse("customers:duplicates"))
     assert response.status_code == 200
@@ -639,34 +834,73 @@ def test_list_page_shows_each_pair_side_by_side_with_reasons_and_actions(client,
     assert "94% match" in body
     assert reverse("customers:duplicates_merge", args=[first.pk, second.pk]) in body
     assert reverse("customers:duplicates_dismiss", args=[first.pk, second.pk]) in body
+    # When the pairs were computed, and the way to recompute them now.
+    assert f'datetime="{result.computed_at.isoformat()}"' in body
+    assert 'data-testid="refresh-now"' in body and 'data-testid="refreshing"' not in body
 
 
 def test_list_page_has_an_empty_state(client, login, org_a, admin_a):
     factories.customer(org_a)
+    refresh(org_a)
     login(admin_a)
     body = client.get(reverse("customers:duplicates")).content.decode()
     assert 'data-testid="duplicates-empty"' in body
     assert "No likely duplicates" in body
 
 
+def test_list_page_before_any_refresh_says_so_and_offers_one(client, login, org_a, admin_a):
+    _twins(org_a, 1)
+    login(admin_a)
+    body = client.get(reverse("customers:duplicates")).content.decode()
+    assert 'data-testid="duplicates-not-computed"' in body and "Not looked for yet" in body
+    assert 'data-testid="refresh-now"' in body
+    assert "0 likely duplicate pairs" in body
+
+
+def test_list_page_shows_a_capped_count_beyond_a_thousand_pairs(client, login, org_a, admin_a, monkeypatch):
+    monkeypatch.setattr(duplicates.pages, "COUNT_CAP", 3)
+    _twins(org_a, 5)
+    refresh(org_a)
+    login(admin_a)
+    response = client.get(reverse("customers:duplicates"))
+    page = response.context["page"]
+    assert (page.total, page.total_capped, len(page.items)) == (3, True, 5)
+    assert "3+ likely duplicate pairs" in response.content.decode()
+
+
 def test_list_page_query_count_does_not_grow_with_pairs(client, login, org_a, admin_a):
     owner = factories.user(org_a, role=Role.SALES_REP)
     _twins(org_a, 2, assigned_to=owner)
+    refresh(org_a)
     login(admin_a)
     url = reverse("customers:duplicates")
     client.get(url)
 
-    def measure():
+    def measure(url=url):
         with CaptureQueriesContext(connection) as queries:
             response = client.get(url)
         assert response.status_code == 200
-        return response.context["page"].total, len(queries)
+        # The page's own reads: the pairs, the capped count, the customers with owners, the as-of time.
+        reads = [
+            q["sql"]
+            for q in queries.captured_queries
+            if "customer_duplicate" in q["sql"] or 'FROM "customers"' in q["sql"]
+        ]
+        assert len(reads) == 4, reads
+        return response.context["page"], len(queries)
 
     few, few_queries = measure()
     _twins(org_a, 12, start=2, assigned_to=owner)
+    refresh(org_a)
     many, many_queries = measure()
-    assert (few, many) == (2, 14)
+    assert (few.total, many.total) == (2, 14)
     assert few_queries == many_queries
+    # A page further down (a cursor after the fourth pair, as a "next" link would carry): the same count.
+    fourth = many.items[3]
+    cursor = finding._encode((fourth.confidence, fourth.a_id, fourth.b_id), "next")
+    deep, deep_queries = measure(f"{url}?cursor={cursor}")
+    assert [p.a_id for p in deep.items] == [p.a_id for p in many.items[4:]]
+    assert deep.has_previous and deep_queries == few_queries
 
 
 def test_compare_page_shows_fields_picks_and_what_moves(client, login, pair, org_a, admin_a):
@@ -761,6 +995,7 @@ def test_foreign_unknown_or_identical_ids_are_404_and_change_nothing(client, log
 
 def test_not_a_duplicate_through_htmx_swaps_the_pair_and_undo_brings_it_back(client, login, org_a, admin_a):
     ((a, b),) = _twins(org_a, 1)
+    refresh(org_a)
     first, second = sorted([a, b], key=lambda c: c.pk)
     login(admin_a)
     url = reverse("customers:duplicates_dismiss", args=[first.pk, second.pk])
@@ -778,6 +1013,82 @@ def test_not_a_duplicate_through_htmx_swaps_the_pair_and_undo_brings_it_back(cli
     assert client.post(url, {"next": "https://evil.example/"}).url == reverse("customers:duplicates")
 
 
+@pytest.fixture
+def enqueued(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tasks.refresh_duplicate_pairs, "delay_on_commit", lambda **kw: calls.append(kw))
+    return calls
+
+
+def test_refresh_now_enqueues_a_refresh_once_and_the_page_polls_until_it_has_run(
+    client, login, org_a, admin_a, enqueued
+):
+    ((a, _b),) = _twins(org_a, 1)
+    first = refresh(org_a)
+    url = reverse("customers:duplicates")
+    login(admin_a)
+    response = client.post(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert enqueued == [{"organization_id": str(org_a.pk)}]
+    body = response.content.decode()
+    assert 'data-testid="refreshing"' in body and 'hx-trigger="every 2s"' in body
+    assert 'data-testid="refresh-now"' not in body  # nothing to click while it runs
+    # Clicking again while it waits adds no task; the full page shows the same state.
+    client.post(url, HTTP_HX_REQUEST="true")
+    assert len(enqueued) == 1
+    page_body = client.get(url).content.decode()
+    assert 'data-testid="refreshing"' in page_body and 'data-pair="' in page_body  # the old list stays
+    since = first.computed_at.isoformat()
+    poll = f"{url}?part=status&since={since}"
+    response = client.get(poll, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and 'data-testid="refreshing"' in response.content.decode()
+    assert "HX-Refresh" not in response
+    # The worker runs it: the next poll has htmx reload the page, which shows the new time.
+    c = factories.customer(org_a, first_name=a.first_name, last_name=a.last_name, phone=a.phone)
+    tasks.refresh_duplicate_pairs(organization_id=str(org_a.pk))
+    response = client.get(poll, HTTP_HX_REQUEST="true")
+    assert (response.status_code, response["HX-Refresh"]) == (204, "true")
+    response = client.get(url)
+    status = response.context["status"]
+    assert status.computed_at > first.computed_at and not status.pending
+    assert response.context["page"].total == 3  # a, b and the newcomer c pair up three ways
+    assert c.customer_number in response.content.decode()
+    assert 'data-testid="refreshing"' not in response.content.decode()
+
+
+def test_refresh_now_without_htmx_redirects_back_to_the_list(client, login, org_a, admin_a, enqueued):
+    login(admin_a)
+    response = client.post(reverse("customers:duplicates"))
+    assert (response.status_code, response.url) == (302, reverse("customers:duplicates"))
+    assert enqueued == [{"organization_id": str(org_a.pk)}]
+    body = client.get(response.url).content.decode()
+    assert "Looking for duplicates" in body
+
+
+def test_a_refresh_that_never_ran_is_shown_as_stuck_and_may_be_asked_for_again(
+    client, login, org_a, admin_a, enqueued
+):
+    login(admin_a)
+    url = reverse("customers:duplicates")
+    client.post(url, HTTP_HX_REQUEST="true")
+    raw(
+        "UPDATE customer_duplicate_runs SET requested_at = requested_at - %s WHERE organization_id = %s",
+        [duplicates.REFRESH_STALE_AFTER + datetime.timedelta(minutes=1), org_a.pk],
+    )
+    body = client.get(url).content.decode()
+    assert 'data-testid="refresh-stale"' in body and "Is a background worker running?" in body
+    assert 'hx-trigger="every 2s"' not in body  # no endless polling
+    client.post(url, HTTP_HX_REQUEST="true")
+    assert len(enqueued) == 2
+
+
+def test_the_refresh_request_refuses_roles_that_may_not_merge(org_a, enqueued):
+    rep = factories.user(org_a, role=Role.SALES_REP)
+    with tenant_context(org_a.pk, user=rep), pytest.raises(PermissionDenied):
+        duplicates.duplicate_pairs_refresh_request(actor=rep)
+    assert enqueued == []
+
+
 @pytest.mark.parametrize("role", Role.values)
 def test_only_roles_that_may_merge_see_and_use_the_duplicates_pages(role, client, login, org_a):
     user = factories.user(org_a, role=role)
@@ -788,6 +1099,7 @@ def test_only_roles_that_may_merge_see_and_use_the_duplicates_pages(role, client
     assert (reverse("customers:duplicates") in home) == allowed
     statuses = {
         client.get(reverse("customers:duplicates")).status_code,
+        client.post(reverse("customers:duplicates"), HTTP_HX_REQUEST="true").status_code,
         client.get(reverse("customers:duplicates_merge", args=[a.pk, b.pk])).status_code,
         client.post(reverse("customers:duplicates_dismiss", args=[a.pk, b.pk])).status_code,
     }
