@@ -20,6 +20,27 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=3, minute=30),
     },
     "refresh-segments": {"task": "customers.tasks.refresh_dynamic_segments", "schedule": crontab(minute=15)},
+    "sla-escalations": {"task": "support.tasks.sweep_escalations", "schedule": crontab()},
+    "route-waiting-tickets": {"task": "support.tasks.route_all_waiting", "schedule": crontab(minute="*/5")},
+    "nps-surveys": {
+        "task": "support.tasks.send_all_nps_surveys",
+        "schedule": crontab(day_of_week="mon", hour=10, minute=0),
+    },
+    "reconcile-agent-load": {
+        "task": "support.tasks.reconcile_all_agent_loads",
+        "schedule": crontab(hour=2, minute=40),
+    },
+    "refresh-duplicates": {
+        "task": "customers.tasks.refresh_all_duplicate_pairs",
+        "schedule": crontab(minute=45),
+    },
+    "refresh-sales-dashboard": {
+        "task": "sales.tasks.refresh_sales_dashboard",
+        "schedule": crontab(minute="*/30"),
+    },
+    "activity-reminders": {"task": "sales.tasks.send_due_reminders", "schedule": 60.0},
+    "no-activity-followups": {"task": "sales.tasks.no_activity_followups_all", "schedule": crontab(minute=5)},
+    "expire-quotes": {"task": "sales.tasks.expire_quotes", "schedule": crontab(hour=0, minute=20)},
 }
 
 

@@ -63,6 +63,9 @@ urlpatterns = [
     path("settings/audit/", include(audit_patterns)),
     path("customers/", include("customers.urls")),
     path("sales/", include("sales.urls")),
+    path("support/", include("support.urls")),
+    path("kb/", include("support.urls_public")),  # the public knowledge base (no login)
+    path("survey/", include("support.urls_survey")),  # CSAT / NPS survey answers (no login, signed link)
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin_site.urls),
 ]

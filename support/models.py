@@ -243,6 +243,10 @@ class Ticket(models.Model):
     first_response_due_at = models.DateTimeField(null=True, blank=True)
     resolution_due_at = models.DateTimeField(null=True, blank=True)
     sla_paused_since = models.DateTimeField(null=True, blank=True)
+    # Half of each SLA target in the policy's working time (support/sla.py): when the escalation sweep
+    # warns the supervisors (support/escalation.py). Stored so the sweep selects candidates by index.
+    first_response_warn_at = models.DateTimeField(null=True, blank=True)
+    resolution_warn_at = models.DateTimeField(null=True, blank=True)
     first_response_at = models.DateTimeField(_("first response"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -282,6 +286,18 @@ class Ticket(models.Model):
                 fields=["first_response_due_at"],
                 condition=~Q(status__in=["resolved", "closed"]),
                 name="tickets_sla_sweep_idx",
+            ),
+            # The escalation sweep: running (active, not paused) tickets by their half-time instants.
+            models.Index(
+                fields=["organization", "first_response_warn_at"],
+                condition=Q(first_response_at__isnull=True, sla_paused_since__isnull=True)
+                & ~Q(status__in=["resolved", "closed"]),
+                name="tickets_sla_fr_warn_idx",
+            ),
+            models.Index(
+                fields=["organization", "resolution_warn_at"],
+                condition=Q(sla_paused_since__isnull=True) & ~Q(status__in=["resolved", "closed"]),
+                name="tickets_sla_res_warn_idx",
             ),
         ]
 

@@ -9,6 +9,7 @@ def register() -> None:
     _register_scoring()
     _register_tickets()
     _register_settings()
+    _register_routing()
     _register_knowledge_base()
     _register_reports()
 
@@ -46,15 +47,97 @@ def _register_scoring() -> None:
 
 def _register_tickets() -> None:
     """Tickets, queues, the agent workspace: nav items, search provider, 360 panel, merge reassigner."""
+    from crm import navigation, search
+    from crm.permissions import Capability
+    from customers import merging, panels
+    from support.selectors import tickets as selectors
+    from support.services.merging import surveys_reassign, tickets_reassign
+
+    for item in (
+        navigation.NavItem(_("Tickets"), "support:queue", "inbox", Capability.VIEW_TICKETS, "support", 10),
+        navigation.NavItem(
+            _("Canned responses"),
+            "support:canned_list",
+            "chat-square-quote",
+            Capability.WORK_TICKETS,
+            "support",
+            60,
+        ),
+    ):
+        navigation.register(item)
+    search.register(search.SearchProvider(_("Tickets"), Capability.VIEW_TICKETS, selectors.search_tickets))
+    panels.register(
+        panels.Panel(
+            key="open_tickets",
+            title=_("Open tickets"),
+            template="support/tickets/_customer_panel.html",
+            capability=Capability.VIEW_TICKETS,
+            load=selectors.open_tickets_for_customer,
+            order=30,
+        )
+    )
+    merging.register(tickets_reassign, label=_("Tickets"), count=selectors.tickets_count)
+    merging.register(surveys_reassign, label=_("Surveys"), count=selectors.surveys_count)
 
 
 def _register_settings() -> None:
     """SLA policies, calendars, agent capacity, canned responses: nav items."""
+    from crm import navigation
+    from crm.permissions import Capability
+
+    navigation.register(
+        navigation.NavItem(
+            _("SLA policies"),
+            "support:sla_policy_list",
+            "stopwatch",
+            Capability.MANAGE_SUPPORT_SETTINGS,
+            "settings",
+            50,
+        )
+    )
+
+
+def _register_routing() -> None:
+    """Routing and workload: the Workload nav item."""
+    from crm import navigation
+    from crm.permissions import Capability
+
+    navigation.register(
+        navigation.NavItem(
+            _("Workload"), "support:workload", "people", Capability.MANAGE_TICKETS, "support", 40
+        )
+    )
 
 
 def _register_knowledge_base() -> None:
-    """Knowledge base: nav item."""
+    """Knowledge base: nav item (the articles; the public knowledge base at /kb/<org-slug>/ needs none)."""
+    from crm import navigation
+    from crm.permissions import Capability
+
+    navigation.register(
+        navigation.NavItem(
+            _("Knowledge base"),
+            "support:kb_list",
+            "journal-text",
+            Capability.MANAGE_KNOWLEDGE_BASE,
+            "support",
+            50,
+        )
+    )
 
 
 def _register_reports() -> None:
     """CSAT, NPS, agent performance and workload: nav items."""
+    from crm import navigation
+    from crm.permissions import Capability
+
+    navigation.register(
+        navigation.NavItem(
+            _("Support reports"),
+            "support:reports",
+            "graph-up",
+            Capability.VIEW_SUPPORT_REPORTS,
+            "support",
+            30,
+        )
+    )

@@ -2,7 +2,9 @@
 
 Data access on every table and sequence in `public`; on the audit log only SELECT and INSERT (it can never
 rewrite history); nothing at all on partitions (rows are reached through their parent, whose policies
-apply); EXECUTE on the narrow SECURITY DEFINER functions it needs.
+apply) nor on materialized views (they carry no row-level security: the app reads them through a view that
+filters on the tenant setting, e.g. `sales_dashboard`); EXECUTE on the narrow SECURITY DEFINER functions it
+needs.
 """
 
 import logging
@@ -15,7 +17,11 @@ from crm.db.owner import app_role_name
 logger = logging.getLogger(__name__)
 
 APPEND_ONLY_TABLES = ("crm_audit_log",)
-APP_FUNCTIONS = ("crm_ensure_month_partitions(regclass, integer, integer)", "crm_login_user_id(text)")
+APP_FUNCTIONS = (
+    "crm_ensure_month_partitions(regclass, integer, integer)",
+    "crm_login_user_id(text)",
+    "crm_refresh_sales_dashboard()",
+)
 
 
 def grant_app_role(*, using: str) -> None:
@@ -45,6 +51,12 @@ def grant_app_role(*, using: str) -> None:
             statements.append(
                 sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(sql.Identifier(partition), role)
             )
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'm'"
+        )
+        for (matview,) in cursor.fetchall():
+            statements.append(sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(sql.Identifier(matview), role))
         for table in APPEND_ONLY_TABLES:
             statements.append(
                 sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON TABLE {} FROM {}").format(
@@ -52,6 +64,9 @@ def grant_app_role(*, using: str) -> None:
                 )
             )
         for function in APP_FUNCTIONS:
+            cursor.execute("SELECT to_regprocedure(%s)", [function])
+            if cursor.fetchone()[0] is None:  # its app is not migrated (yet, or any more)
+                continue
             statements.append(sql.SQL("GRANT EXECUTE ON FUNCTION " + function + " TO {}").format(role))
         for statement in statements:
             cursor.execute(statement.as_string(connection.connection))

@@ -201,6 +201,11 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="CRM <no-reply@crm.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The address people reach the CRM at, for links in emails sent by background tasks (reminders, surveys,
+# ticket replies), where there is no request to build an absolute URL from.
+CRM_BASE_URL = env("CRM_BASE_URL", default="http://localhost:8000").rstrip("/")
+# Where customers' answers to support emails go (the inbound address that feeds `ingest_email`).
+SUPPORT_REPLY_TO = env("SUPPORT_REPLY_TO", default="")
 
 # --- Celery -------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL

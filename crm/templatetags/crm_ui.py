@@ -34,3 +34,17 @@ def widget(bound_field):
     if described:
         attrs["aria-describedby"] = " ".join(described)
     return bound_field.as_widget(attrs=attrs)
+
+
+@register.filter
+def isodate(value):
+    """An ISO date or datetime string (as the 360 panels' JSON-ready data carries them) as a date/datetime,
+    so templates can format it like any other: `{{ d.close_date|isodate|date:"M j, Y" }}`."""
+    import datetime
+
+    if not isinstance(value, str) or not value:
+        return value
+    try:
+        return (datetime.datetime if "T" in value else datetime.date).fromisoformat(value)
+    except ValueError:
+        return value

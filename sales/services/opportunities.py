@@ -268,3 +268,11 @@ def opportunity_touch(*, opportunity_id, organization_id, at: datetime.datetime 
     Opportunity.objects.filter(organization_id=organization_id, pk=opportunity_id).update(
         last_activity_at=Greatest(Coalesce(F("last_activity_at"), Value(at)), Value(at))
     )
+
+
+def opportunities_reassign(*, organization_id, source_id, target_id) -> int:
+    """Customer merge: the deals of the customer that goes away move to the one that stays (their orders
+    and activities are moved by their own reassigners). Runs inside the merge's transaction."""
+    return Opportunity.objects.filter(organization_id=organization_id, customer_id=source_id).update(
+        customer_id=target_id
+    )

@@ -25,9 +25,15 @@ def test_moving_records_stage_amount_and_close_date_changes(org_a, as_tenant):
     new_date = deal.expected_close_date + datetime.timedelta(days=14)
     with as_tenant(org_a, admin):
         saved = opportunity_update(
-            opportunity=deal, actor=admin, stage=negotiation, amount=Decimal("250"), expected_close_date=new_date
+            opportunity=deal,
+            actor=admin,
+            stage=negotiation,
+            amount=Decimal("250"),
+            expected_close_date=new_date,
         )
-        changes = {c.field: (c.old_value, c.new_value) for c in OpportunityChange.objects.filter(opportunity=deal)}
+        changes = {
+            c.field: (c.old_value, c.new_value) for c in OpportunityChange.objects.filter(opportunity=deal)
+        }
     assert saved.probability == 75 and saved.forecast_category == ForecastCategory.COMMIT
     assert changes == {
         "stage": (str(factories.stage(org_a, "Prospecting").pk), str(negotiation.pk)),

@@ -135,14 +135,27 @@ PUBLIC_VIEWS = frozenset(
         "password_reset_confirm",
         "password_reset_complete",
         "healthz",
+        # The public knowledge base: published articles of the organization named in the URL, for anyone.
+        "kb:home",
+        "kb:article",
+        "kb:vote",
+        # A customer's survey link: the signed token is the credential (support/views/surveys.py).
+        "survey:answer",
     }
 )
 
 # Parameters that are not object ids, per route key, with the reason.
 NOT_OBJECT_PARAMS: dict[str, frozenset[str]] = {
+    # An organization's public knowledge base: open to anyone by design; that it shows only that
+    # organization's published articles is tested in tests/support/test_kb_public.py.
+    "kb:home": frozenset({"org_slug"}),
     # A signed, expiring token (checked by Django) plus the account it names; probed on its own in
     # test_cross_tenant_urls.test_password_reset_link_names_another_org_account_but_reveals_and_changes_nothing.
     "password_reset_confirm": frozenset({"uidb64", "token"}),
+    # A signed, expiring survey token naming its organization and survey: a bearer credential (like the
+    # password-reset link); forged, tampered and other organizations' tokens are probed in
+    # tests/support/test_surveys_public.py.
+    "survey:answer": frozenset({"token"}),
     # The admin's per-app index: an app label, not a row.
     "admin:app_list": frozenset({"app_label"}),
     # The admin's catch-all (404, or a redirect that adds a trailing slash).
@@ -183,6 +196,83 @@ def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
         "customers:import_detail": lambda: [{"pk": side.import_job.pk}],
         "customers:import_progress": lambda: [{"pk": side.import_job.pk}],
         "customers:import_errors": lambda: [{"pk": side.import_job.pk}],
+        "sales:opportunity_detail": lambda: [{"pk": side.opportunity.pk}],
+        "sales:opportunity_edit": lambda: [{"pk": side.opportunity.pk}],
+        "sales:opportunity_move": lambda: [{"pk": side.opportunity.pk}],
+        "sales:opportunity_win": lambda: [{"pk": side.opportunity.pk}],
+        "sales:opportunity_lose": lambda: [{"pk": side.opportunity.pk}],
+        "sales:opportunity_reopen": lambda: [{"pk": side.opportunity.pk}],
+        "sales:pipeline_detail": lambda: [{"pk": side.pipeline.pk}],
+        "sales:pipeline_rename": lambda: [{"pk": side.pipeline.pk}],
+        "sales:pipeline_set_default": lambda: [{"pk": side.pipeline.pk}],
+        # Deleting succeeds for the roles allowed to: each probe of one's own organization gets a fresh one.
+        "sales:pipeline_delete": lambda: [
+            {"pk": _disposable_pipeline(side.org) if own else side.pipeline.pk}
+        ],
+        "sales:stage_create": lambda: [{"pk": side.pipeline.pk}],
+        "sales:stage_reorder": lambda: [{"pk": side.pipeline.pk}],
+        "sales:stage_update": lambda: [{"pk": side.stage.pk}],
+        "sales:stage_move": lambda: [{"pk": side.stage.pk}],
+        "sales:stage_delete": lambda: [{"pk": _disposable_stage(side.org) if own else side.stage.pk}],
+        "sales:product_edit": lambda: [{"pk": side.product.pk}],
+        "sales:product_set_active": lambda: [{"pk": side.product.pk}],
+        "sales:opportunity_quotes": lambda: [{"pk": side.opportunity.pk}],
+        "sales:quote_create": lambda: [{"pk": side.opportunity.pk}],
+        **{f"sales:quote_{name}": lambda: [{"pk": side.quote.pk}] for name in QUOTE_URLS},
+        "sales:quote_line_update": lambda: [{"pk": side.quote.pk, "item_pk": side.quote_item.pk}],
+        # Removing succeeds for the roles allowed to: each probe of one's own organization gets a fresh line.
+        "sales:quote_line_remove": lambda: [
+            {
+                "pk": side.quote.pk,
+                "item_pk": _disposable_quote_item(side.quote) if own else side.quote_item.pk,
+            }
+        ],
+        "sales:order_detail": lambda: [{"pk": side.order.pk}],
+        "sales:opportunity_activities": lambda: [{"pk": side.opportunity.pk}],
+        "sales:opportunity_activity_create": lambda: [{"pk": side.opportunity.pk}],
+        **{f"sales:activity_{name}": lambda: [{"pk": side.activity.pk}] for name in ACTIVITY_URLS},
+        # Deleting succeeds for the roles allowed to: each probe of one's own organization deletes a fresh
+        # activity of the actor's (only its owner, its author or a manager may delete one).
+        "sales:activity_delete": lambda: [
+            {"pk": _disposable_activity(side, actor) if own else side.activity.pk}
+        ],
+        "support:sla_policy_edit": lambda: [{"pk": side.sla_policy.pk}],
+        "support:sla_policy_move": lambda: [{"pk": side.sla_policy.pk}],
+        "support:sla_policy_delete": lambda: [
+            {"pk": _disposable_sla_policy(side.org) if own else side.sla_policy.pk}
+        ],
+        "support:calendar_edit": lambda: [{"pk": side.sla_calendar.pk}],
+        "support:calendar_delete": lambda: [
+            {"pk": _disposable_sla_calendar(side.org) if own else side.sla_calendar.pk}
+        ],
+        "support:holiday_add": lambda: [{"pk": side.sla_calendar.pk}],
+        "support:holiday_delete": lambda: [{"pk": _disposable_holiday(side.org) if own else side.holiday.pk}],
+        **{
+            f"support:ticket_{name}": lambda: [{"pk": side.ticket.pk}]
+            for name in ("detail", "reply", "status", "priority", "assign", "unassign", "edit")
+        },
+        "support:attachment_download": lambda: [{"pk": side.attachment.pk}],
+        "support:canned_edit": lambda: [{"pk": side.canned.pk}],
+        "support:canned_delete": lambda: [{"pk": _disposable_canned(side.org) if own else side.canned.pk}],
+        "survey:answer": lambda: [{"token": side.survey_token}],
+        "support:workload_agent": lambda: [{"pk": side.team["support_agent"].pk}],
+        "support:workload_capacity": lambda: [{"pk": side.team["support_agent"].pk}],
+        **{f"support:kb_{name}": lambda: [{"pk": side.article.pk}] for name in ("detail", "edit", "publish")},
+        "support:kb_delete": lambda: [{"pk": _disposable_article(side.org) if own else side.article.pk}],
+        # Public pages: the organization comes from the slug, so the probes of another organization's
+        # article are its slug under the actor's own organization, and its draft under its own.
+        "kb:home": lambda: [{"org_slug": side.org.slug}],
+        **{
+            name: lambda: (
+                [{"org_slug": side.org.slug, "slug": side.article.slug}]
+                if own
+                else [
+                    {"org_slug": _org_slug(actor), "slug": side.article.slug},
+                    {"org_slug": side.org.slug, "slug": side.draft_article.slug},
+                ]
+            )
+            for name in ("kb:article", "kb:vote")
+        },
         "audit:detail": lambda: [{"pk": side.audit.pk}, {"pk": side.member_audit.pk}],
         "notifications:open": lambda: (
             [{"pk": factories.notification(actor, title=f"For {actor.email}").pk}]
@@ -224,6 +314,98 @@ def _disposable_segment(org):
         return Segment.objects.create(organization=org, name=f"Disposable {uuid.uuid4()}", kind="static").pk
 
 
+# Activity URLs whose only parameter is the activity.
+ACTIVITY_URLS = ("edit", "complete", "follow_up", "snooze")
+
+
+def _disposable_activity(side, actor):
+    return factories.activity(side.org, opportunity=side.opportunity, owner=actor, subject="Disposable").pk
+
+
+# Quote URLs whose only parameter is the quote.
+QUOTE_URLS = ("detail", "edit", "line_add", "line_form", "submit", "approve", "reject", "send", "accept")
+QUOTE_URLS += ("decline", "revise", "compare", "print", "pdf")
+
+
+def _disposable_quote_item(quote):
+    from sales.models import QuoteItem
+
+    with system_context():
+        return QuoteItem.objects.create(
+            organization_id=quote.organization_id, quote=quote, description="Disposable", unit_price=1
+        ).pk
+
+
+def _disposable_pipeline(org):
+    from sales.services.pipelines import pipeline_create
+
+    with system_context():
+        return pipeline_create(organization=org, actor=None, name=f"Disposable {uuid.uuid4()}").pk
+
+
+def _disposable_stage(org):
+    from sales.models import Pipeline
+    from sales.services.pipelines import stage_create
+
+    with system_context():
+        pipeline = Pipeline.objects.get(organization=org, is_default=True)
+        return stage_create(pipeline=pipeline, actor=None, name=f"Disposable {uuid.uuid4()}").pk
+
+
+def _disposable_sla_policy(org):
+    from support.models import SlaPolicy
+
+    with system_context():
+        return SlaPolicy.objects.create(
+            organization=org,
+            name=f"Disposable {uuid.uuid4()}",
+            position=999,
+            first_response_minutes=5,
+            resolution_minutes=10,
+        ).pk
+
+
+def _disposable_sla_calendar(org):
+    from support.models import BusinessCalendar
+
+    with system_context():
+        return BusinessCalendar.objects.create(
+            organization=org, name=f"Disposable {uuid.uuid4()}", hours={"1": [["09:00", "17:00"]]}
+        ).pk
+
+
+def _disposable_holiday(org):
+    import datetime
+
+    from support.models import BusinessCalendar, Holiday
+
+    with system_context():
+        calendar = BusinessCalendar.objects.create(
+            organization=org, name=f"Disposable {uuid.uuid4()}", hours={"1": [["09:00", "17:00"]]}
+        )
+        return Holiday.objects.create(organization=org, calendar=calendar, date=datetime.date(2030, 1, 1)).pk
+
+
+def _disposable_article(org):
+    return factories.article(org, title=f"Disposable {uuid.uuid4()}").pk
+
+
+def _org_slug(user) -> str:
+    from crm.models import Organization
+
+    with system_context():
+        return Organization.objects.get(pk=user.organization_id).slug
+
+
+def _disposable_canned(org):
+    from support.models import CannedResponse
+
+    with system_context():
+        return CannedResponse.objects.create(
+            organization=org, title=f"Disposable {uuid.uuid4()}", body="x"
+        ).pk
+
+
 def _content_type_id(label: str) -> int:
     from django.apps import apps
     from django.contrib.contenttypes.models import ContentType
@@ -246,6 +428,16 @@ ADMIN_TENANT_MODELS: dict[str, Callable[[SimpleNamespace], object]] = {
     "customers.segmentmember": lambda side: side.membership.pk,
     "customers.segmentevent": lambda side: side.segment_event.pk,
     "customers.importjob": lambda side: side.import_job.pk,
+    "sales.pipeline": lambda side: side.pipeline.pk,
+    "sales.stage": lambda side: side.stage.pk,
+    "sales.opportunity": lambda side: side.opportunity.pk,
+    "sales.opportunitychange": lambda side: side.opportunity_change.pk,
+    "sales.salessettings": lambda side: side.sales_settings.pk,
+    "support.article": lambda side: side.article.pk,
+    "support.ticket": lambda side: side.ticket.pk,
+    "support.slapolicy": lambda side: side.sla_policy.pk,
+    "support.businesscalendar": lambda side: side.sla_calendar.pk,
+    "support.cannedresponse": lambda side: side.canned.pk,
 }
 
 
@@ -396,7 +588,101 @@ def _populate(org, admin_user) -> SimpleNamespace:
         import_job = cm.ImportJob.objects.create(
             organization=org, kind="customers", file_name="probe.csv", file_path="probe.csv"
         )
+    pipeline = factories.pipeline(org)
+    stage = factories.stage(org, "Closed won")
+    opportunity = factories.opportunity(
+        org, name=f"Probe deal of {org.slug}", customer=customer, stage="Prospecting", assigned_to=member
+    )
+    with system_context():
+        from sales import models as sm
+        from sales.services.opportunities import opportunity_update
+        from sales.services.pipelines import sales_settings_for
+
+        opportunity_update(
+            opportunity=opportunity,
+            actor=None,
+            stage=sm.Stage.objects.get(pipeline=pipeline, name="Proposal"),
+        )
+        opportunity_change = sm.OpportunityChange.objects.filter(opportunity=opportunity).first()
+        sales_settings = sales_settings_for(org.pk)
+    activity = factories.activity(
+        org, opportunity=opportunity, kind="call", owner=member, subject=f"Probe activity of {org.slug}"
+    )
+    product = factories.product(
+        org, sku=f"PROBE-{org.slug}", name=f"Probe product of {org.slug}", currency=opportunity.currency
+    )
+    quote = factories.quote(
+        org, opportunity=opportunity, title=f"Probe quote of {org.slug}", lines=[{"product": product}]
+    )
+    order = factories.order(
+        org,
+        customer=customer,
+        external_reference=f"PROBE-{org.slug}",
+        lines=[{"quantity": 1, "unit_price": 5}],
+    )
+    with system_context():
+        quote_item = sm.QuoteItem.objects.get(quote=quote)
+    with system_context():
+        import datetime
+
+        from support import sla
+        from support.models import BusinessCalendar, Holiday
+
+        sla_policy = sla.ensure_default_policies(org)[1]  # billing: on the business-hours calendar
+        sla_calendar = BusinessCalendar.objects.get(pk=sla_policy.calendar_id)
+        holiday = Holiday.objects.create(
+            organization=org, calendar=sla_calendar, date=datetime.date(2026, 12, 25), name="Probe holiday"
+        )
+    ticket = factories.ticket(org, customer=customer, subject=f"Probe ticket of {org.slug}")
+    with system_context():
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        from support.models import CannedResponse, TicketAttachment
+        from support.services.tickets import ticket_note
+
+        note = ticket_note(
+            ticket=ticket,
+            actor=admin_user,
+            body=f"Probe note of {org.slug}",
+            attachments=[SimpleUploadedFile("probe.txt", f"Probe file of {org.slug}".encode())],
+        )
+        attachment = TicketAttachment.objects.get(message=note)
+        canned = CannedResponse.objects.create(
+            organization=org, title=f"Probe canned of {org.slug}", body="Hi"
+        )
+    article = factories.article(org, title=f"Probe article of {org.slug}", category="Probe")
+    draft_article = factories.article(org, title=f"Probe draft of {org.slug}", status="draft")
+    with system_context():
+        from django.utils import timezone
+
+        from support.models import Survey
+        from support.surveys import MAX_AGE, make_token
+
+        survey = Survey.objects.create(
+            organization=org, kind="nps", customer=customer, expires_at=timezone.now() + MAX_AGE
+        )
+        survey_token = make_token(survey)
     return SimpleNamespace(
+        ticket=ticket,
+        attachment=attachment,
+        canned=canned,
+        survey=survey,
+        survey_token=survey_token,
+        article=article,
+        draft_article=draft_article,
+        sla_policy=sla_policy,
+        sla_calendar=sla_calendar,
+        holiday=holiday,
+        pipeline=pipeline,
+        stage=stage,
+        opportunity=opportunity,
+        opportunity_change=opportunity_change,
+        activity=activity,
+        sales_settings=sales_settings,
+        product=product,
+        quote=quote,
+        quote_item=quote_item,
+        order=order,
         score=score,
         scoring_model=scoring_model,
         segment=segment,

@@ -3,7 +3,9 @@
 - every table with an `organization_id` column (found in the catalog, partitions included) must have row-
   level security enabled *and* forced, and at least one policy;
 - the role the app connects as must not be superuser, must not have BYPASSRLS, must own no table and must
-  not be a member of a role that owns one (it could switch to it and turn RLS off).
+  not be a member of a role that owns one (it could switch to it and turn RLS off);
+- the app role must not be able to read any materialized view (they carry no row-level security: the app
+  reads them through a view that filters on the tenant setting, e.g. `sales_dashboard`).
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -25,6 +27,13 @@ SELECT c.relname, pg_get_userbyid(c.relowner)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
   AND pg_has_role(current_user, c.relowner, 'USAGE')
+ORDER BY 1
+"""
+
+READABLE_MATVIEWS_SQL = """
+SELECT c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind = 'm' AND has_table_privilege(current_user, c.oid, 'SELECT')
 ORDER BY 1
 """
 
@@ -51,6 +60,11 @@ def rls_problems() -> tuple[list[str], int]:
         cursor.execute(OWNED_SQL)
         for table, owner in cursor.fetchall():
             problems.append(f"role {role} owns (or can act as the owner {owner} of) {table}")
+        cursor.execute(READABLE_MATVIEWS_SQL)
+        for (matview,) in cursor.fetchall():
+            problems.append(
+                f"role {role} can read the materialized view {matview} (it has no row-level security)"
+            )
     return problems, len(tables)
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from crm import services
@@ -74,7 +75,11 @@ class Command(BaseCommand):
         if not settings.DEBUG and not force:
             raise CommandError("seed_demo refuses to run with DEBUG off (use --force if you really mean it).")
         created: Counter[str] = Counter()
-        with system_context():
+        # Demo data emails nobody: ticket replies, surveys and reminders it triggers go to a dummy backend.
+        with (
+            override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
+            system_context(),
+        ):
             for spec in ORGANIZATIONS:
                 org, made = Organization.objects.get_or_create(
                     slug=spec["slug"],
@@ -106,6 +111,10 @@ class Command(BaseCommand):
                     created["users"] += 1
             for org in Organization.objects.filter(slug__in=[o["slug"] for o in ORGANIZATIONS]):
                 created.update(self._seed_domain(org))
+            if created["opportunities"]:
+                from sales.dashboard import dashboard_refresh
+
+                dashboard_refresh()  # so the sales dashboard shows the demo deals before beat's first run
             if not User.objects.filter(email="root@crm.example").exists():
                 User.objects.create_superuser(
                     "root@crm.example", DEMO_PASSWORD, first_name="Platform", last_name="Operator"
@@ -133,6 +142,19 @@ class Command(BaseCommand):
             )
         made["segments"] = seed_segments(organization=org)
         made.update(self._seed_sales(org))
+        made.update(self._seed_support(org))
+        return made
+
+    def _seed_support(self, org: Organization) -> Counter[str]:
+        from support import demo
+
+        made: Counter[str] = Counter()
+        made["users"] = demo.seed_agents(organization=org, password=DEMO_PASSWORD)
+        made["articles"] = demo.seed_knowledge_base(organization=org)
+        made["canned responses"] = demo.seed_canned_responses(organization=org)
+        made["tickets"] = demo.seed_tickets(organization=org)
+        if made["tickets"]:
+            self.stdout.write(f"{org.name}: {made['tickets']} tickets with threads, SLA history and surveys")
         return made
 
     def _seed_sales(self, org: Organization) -> Counter[str]:
@@ -160,5 +182,16 @@ class Command(BaseCommand):
         if made["opportunities"]:
             self.stdout.write(
                 f"{org.name}: {made['opportunities']} opportunities with history, {made['activities']} activities"
+            )
+        made["products"] = demo.seed_products(organization=org)
+        # Imported (ERP) orders first: they belong to the deals won before any quote was accepted.
+        made["orders"] = demo.seed_imported_orders(organization=org)
+        quotes, orders = demo.seed_quotes(organization=org)
+        made["quotes"] = quotes
+        made["orders"] += orders
+        if quotes or made["orders"]:
+            self.stdout.write(
+                f"{org.name}: {made['products']} products, {quotes} quotes in every status, "
+                f"{made['orders']} orders ({orders} from accepted quotes)"
             )
         return made
