@@ -17,6 +17,7 @@ from crm.db.login import user_id_for_email
 from crm.db.partitions import ensure_month_partitions, partitioned_tables
 from crm.models import Notification, Organization, User
 from crm.permissions import Capability, Role, has_capability
+from crm.signals import user_deactivated
 
 
 class SeatLimitReached(ValidationError):
@@ -162,6 +163,7 @@ def user_deactivate(*, user: User, actor: User | None) -> User:
         user.is_active = False
         user.deactivated_at = timezone.now()
         user.save(update_fields=["is_active", "deactivated_at"])
+        user_deactivated.send(sender=User, user=user, actor=actor)
     return user
 
 

@@ -1,9 +1,13 @@
 """Signal handlers of the platform app."""
 
 from django.contrib.auth.signals import user_logged_in
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from crm import tenancy
+
+# Sent by crm.services.user_deactivate inside its transaction (kwargs: user, actor), so domain apps can hand
+# the person's open work to others (support re-routes their tickets) without the platform importing them.
+user_deactivated = Signal()
 
 
 @receiver(user_logged_in, dispatch_uid="crm.activate_tenant_on_login")

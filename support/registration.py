@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 def register() -> None:
+    _register_user_hooks()
     _register_audit_nouns()
     _register_scoring()
     _register_tickets()
@@ -12,6 +13,18 @@ def register() -> None:
     _register_routing()
     _register_knowledge_base()
     _register_reports()
+
+
+def _register_user_hooks() -> None:
+    """A deactivated agent's open tickets are re-routed to the rest of the team."""
+    from crm.signals import user_deactivated
+
+    def requeue_tickets(sender, *, user, actor=None, **kwargs) -> None:
+        from support.routing import agent_tickets_requeue
+
+        agent_tickets_requeue(user=user)
+
+    user_deactivated.connect(requeue_tickets, weak=False, dispatch_uid="support.requeue_deactivated_agent")
 
 
 def _register_audit_nouns() -> None:

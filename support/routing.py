@@ -44,7 +44,7 @@ from django.utils.translation import gettext as _
 
 from crm.models import Department, User
 from crm.permissions import Capability, has_capability
-from support.models import AgentProfile, Ticket, TicketEvent
+from support.models import DONE_STATUSES, AgentProfile, Ticket, TicketEvent
 from support.services.agents import (  # noqa: F401  (agents_reconcile is part of this interface)
     ACTIVE_TICKET_SQL,
     DEFAULT_CAPACITY,
@@ -548,3 +548,25 @@ def organizations_with_agents() -> list:
     return list(
         AgentProfile.objects.order_by("organization_id").values_list("organization_id", flat=True).distinct()
     )
+
+
+def agent_tickets_requeue(*, user: User) -> int:
+    """A deactivated agent's active tickets go back to the team queue and are routed to the others (the
+    person can no longer be chosen: routing only picks active users). Returns how many were re-queued."""
+    tickets = list(
+        Ticket.objects.filter(organization_id=user.organization_id, assigned_to_id=user.pk)
+        .exclude(status__in=DONE_STATUSES)
+        .order_by("id")
+    )
+    reason = _("Assigned agent was deactivated")
+    now = timezone.now()
+    for ticket in tickets:
+        stored = _lock_ticket(ticket.pk, ticket.organization_id)
+        Ticket.objects.filter(pk=stored.pk, organization_id=stored.organization_id).update(
+            assigned_to=None, assigned_at=None, queue_reason=reason, updated_at=now
+        )
+        _events(stored, [(TicketEvent.Kind.ASSIGNED, str(user.pk), "", reason)], None, now)
+    if tickets:
+        agents_load_sync(organization_id=user.organization_id, user_ids=[user.pk])
+        route_waiting(organization_id=user.organization_id)
+    return len(tickets)

@@ -599,3 +599,29 @@ def test_the_ticket_services_route_on_creation_release_on_resolve_and_reclaim_on
     assert fresh(first).assigned_to_id == a.pk
     assert counters(org_a) == {a.pk: 2}  # over capacity by the reopen, as intended
     assert_counters_true(org_a)
+
+
+# --- deactivation ------------------------------------------------------------------------------------------------
+
+
+def test_deactivating_an_agent_reroutes_their_open_tickets_to_the_rest_of_the_team(org_a, admin_a):
+    from crm.services import user_deactivate
+
+    leaving, staying = agent(org_a), agent(org_a)
+    profile(org_a, leaving, last_assigned_at=ago(days=2))
+    profile(org_a, staying, last_assigned_at=ago(days=1))
+    first, second = ticket(org_a), ticket(org_a)
+    route(org_a, first)
+    route(org_a, second)
+    open_for_leaving = [t for t in (first, second) if fresh(t).assigned_to_id == leaving.pk]
+    done = ticket(org_a, status=Status.RESOLVED, assigned_to=leaving)
+    with tenant_context(org_a.pk, user=admin_a):
+        user_deactivate(user=leaving, actor=admin_a)
+    assert open_for_leaving, "the leaving agent held at least one open ticket"
+    for t in (first, second):  # the admin is eligible too (the design document's rule)
+        assert fresh(t).assigned_to_id in (staying.pk, admin_a.pk)
+    assert fresh(done).assigned_to_id == leaving.pk  # resolved work keeps its credit
+    with system_context():
+        note = TicketEvent.objects.filter(ticket_id=open_for_leaving[0].pk, kind="assigned", new_value="").get()
+    assert note.note == "Assigned agent was deactivated"
+    assert_counters_true(org_a)
