@@ -622,6 +622,8 @@ def test_deactivating_an_agent_reroutes_their_open_tickets_to_the_rest_of_the_te
         assert fresh(t).assigned_to_id in (staying.pk, admin_a.pk)
     assert fresh(done).assigned_to_id == leaving.pk  # resolved work keeps its credit
     with system_context():
-        note = TicketEvent.objects.filter(ticket_id=open_for_leaving[0].pk, kind="assigned", new_value="").get()
+        note = TicketEvent.objects.filter(
+            ticket_id=open_for_leaving[0].pk, kind="assigned", new_value=""
+        ).get()
     assert note.note == "Assigned agent was deactivated"
     assert_counters_true(org_a)
