@@ -30,11 +30,11 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from crm.db.numbering import allocate_numbers
 from crm.models import CURRENCY_CHOICES
 from customers.importing.reading import count_rows, data_rows, open_csv
 from customers.importing.results import ErrorList, FileRejected
 from sales import pricing
-from sales.services.orders import allocate_order_numbers
 
 COLUMNS = (
     "external_reference",
@@ -407,7 +407,7 @@ def import_orders(
             cursor.execute(f"SELECT count(DISTINCT external_reference) FROM {table} WHERE NOT skipped")
             orders = cursor.fetchone()[0]
             if orders:
-                first = allocate_order_numbers(organization.pk, orders)
+                first = allocate_numbers("orders", organization.pk, orders)
                 cursor.execute(
                     APPLY_SQL.format(table=table),
                     {"org": organization.pk, "first": first, "actor": actor_id},

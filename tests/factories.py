@@ -167,9 +167,9 @@ def order(org: Organization, *, customer=None, lines=(), **fields):
     import datetime
     from decimal import Decimal
 
+    from crm.db.numbering import allocate_numbers
     from sales import pricing
     from sales.models import Order, OrderLine
-    from sales.services.orders import allocate_order_numbers
     from tests import factories  # `customer` is the argument here, not the factory
 
     customer = customer or factories.customer(org)
@@ -193,7 +193,7 @@ def order(org: Organization, *, customer=None, lines=(), **fields):
         made = Order.objects.create(
             organization=org,
             customer=customer,
-            number=allocate_order_numbers(org.pk),
+            number=allocate_numbers("orders", org.pk),
             **{**defaults, **fields},
         )
         OrderLine.objects.bulk_create(

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from django.utils.translation import gettext as _
 from psycopg import errors as pg_errors
 
+from crm.db.numbering import allocate_numbers
 from customers.importing.results import ErrorList
 from customers.importing.side import SideConnection
 from customers.models import Customer, CustomerType, ImportJob, LifecycleStage
-from customers.services.customers import allocate_numbers
 
 
 def _sql_errors(
@@ -70,7 +70,7 @@ def apply_customers(
     """Set-based upsert from the staging table; returns (created, updated, skipped)."""
     # The numbering lock first (held until commit), so no customer can be created between matching emails
     # and inserting: a concurrent customer_create() waits for this import, then sees its rows.
-    first_number = allocate_numbers(organization_id, staged)
+    first_number = allocate_numbers("customers", organization_id, staged)
     cursor.execute(
         f"UPDATE {table} AS s SET customer_id = c.id, restricted = c.processing_restricted FROM customers AS c "
         f"WHERE c.organization_id = %s AND c.email <> '' AND lower(c.email) = s.email",

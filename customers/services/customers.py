@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import Iterable
 
 from django.contrib.postgres.fields import ArrayField
@@ -14,6 +13,7 @@ from django.db.models.functions import Greatest, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.db.numbering import allocate_numbers
 from crm.models import User
 from crm.permissions import Capability, has_capability
 from customers.models import Customer, Interaction, LifecycleChange, LifecycleStage
@@ -53,22 +53,6 @@ TAGS = ArrayField(CharField(max_length=50))
 def _require(actor: User | None, capability: Capability) -> None:
     if actor is not None and not has_capability(actor, capability):
         raise PermissionDenied
-
-
-def allocate_numbers(organization_id: uuid.UUID, count: int = 1) -> int:
-    """Reserve `count` consecutive customer numbers of an organization; returns the first.
-
-    A transaction-scoped advisory lock per organization serializes the allocation (two reps creating
-    customers at once never get the same number), held only until the creating transaction commits.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"customers.number:{organization_id}"]
-        )
-        cursor.execute(
-            "SELECT COALESCE(MAX(number), 0) + 1 FROM customers WHERE organization_id = %s", [organization_id]
-        )
-        return cursor.fetchone()[0]
 
 
 def _normalise(fields: dict) -> dict:
@@ -114,7 +98,7 @@ def customer_create(*, organization, actor: User | None, reason: str = "", **fie
     if unknown:
         raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
     customer = Customer(organization=organization, created_by=actor, **_normalise(fields))
-    customer.number = allocate_numbers(organization.pk)
+    customer.number = allocate_numbers("customers", organization.pk)
     customer.full_clean(exclude=["number"], validate_unique=False, validate_constraints=False)
     _check_owner(customer)
     _check_email_free(customer)

@@ -3,26 +3,12 @@ Orders also come from a CSV file (`manage.py import_orders`, sales/importing_ord
 
 from __future__ import annotations
 
-import uuid
+from django.db import transaction
 
-from django.db import connection, transaction
-
+from crm.db.numbering import allocate_numbers
 from crm.models import User
 from sales.models import Order, OrderLine, Quote, QuoteItem
 from sales.services.opportunities import organization_today
-
-
-def allocate_order_numbers(organization_id: uuid.UUID, count: int = 1) -> int:
-    """Reserve `count` consecutive order numbers of an organization; returns the first. A transaction-scoped
-    advisory lock per organization serializes the allocation until the creating transaction commits."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"orders.number:{organization_id}"]
-        )
-        cursor.execute(
-            "SELECT COALESCE(MAX(number), 0) + 1 FROM orders WHERE organization_id = %s", [organization_id]
-        )
-        return cursor.fetchone()[0]
 
 
 @transaction.atomic
@@ -37,7 +23,7 @@ def order_create_from_quote(*, quote: Quote, actor: User | None) -> Order:
         organization_id=quote.organization_id,
         quote=quote,
         defaults={
-            "number": allocate_order_numbers(quote.organization_id),
+            "number": allocate_numbers("orders", quote.organization_id),
             "customer_id": deal.customer_id,
             "opportunity_id": deal.pk,
             "order_date": organization_today(deal.organization),

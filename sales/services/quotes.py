@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from crm.db.numbering import allocate_numbers
 from crm.models import Organization, User
 from crm.permissions import Capability, has_capability
 from sales import pricing
@@ -58,19 +59,6 @@ def _check_visible(actor: User | None, opportunity_id) -> None:
 
     if actor is not None and not visible_opportunities(actor=actor).filter(pk=opportunity_id).exists():
         raise PermissionDenied
-
-
-def allocate_quote_number(organization_id: uuid.UUID) -> int:
-    """The next quote number of an organization. A transaction-scoped advisory lock per organization
-    serializes the allocation (held until the creating transaction commits), as for customer numbers."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"quotes.number:{organization_id}"]
-        )
-        cursor.execute(
-            "SELECT COALESCE(MAX(number), 0) + 1 FROM quotes WHERE organization_id = %s", [organization_id]
-        )
-        return cursor.fetchone()[0]
 
 
 def _organization(organization_id) -> Organization:
@@ -204,7 +192,7 @@ def quote_create(
         valid_until=valid_until,
         created_by=actor,
     )
-    quote.number = allocate_quote_number(deal.organization_id)
+    quote.number = allocate_numbers("quotes", deal.organization_id)
     quote.full_clean(exclude=["number", "opportunity"], validate_unique=False, validate_constraints=False)
     quote.save(force_insert=True)
     _event(quote, "created", actor=actor, before="")

@@ -8,14 +8,14 @@ Routing (support/routing.py) claims an agent's capacity in the same transaction 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.db.numbering import allocate_numbers
 from crm.models import Organization, User
 from crm.permissions import Capability, has_capability
 from customers.models import Customer
@@ -45,20 +45,6 @@ INTERACTION_CHANNEL = {
 def _require(actor: User | None, capability: Capability) -> None:
     if actor is not None and not has_capability(actor, capability):
         raise PermissionDenied
-
-
-def allocate_ticket_number(organization_id: uuid.UUID) -> int:
-    """The next ticket number of an organization, serialized per organization by a transaction-scoped
-    advisory lock (two tickets arriving at once never share a number)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"tickets.number:{organization_id}"]
-        )
-        cursor.execute(
-            "SELECT COALESCE(MAX(number), 0) + 1 FROM support_tickets WHERE organization_id = %s",
-            [organization_id],
-        )
-        return cursor.fetchone()[0]
 
 
 def record_event(
@@ -122,7 +108,7 @@ def ticket_create(
         tags=normalise_tags(tags),
         created_by=actor,
     )
-    ticket.number = allocate_ticket_number(organization.pk)
+    ticket.number = allocate_numbers("support_tickets", organization.pk)
     ticket.full_clean(
         exclude=["number", "customer", "organization"], validate_unique=False, validate_constraints=False
     )
