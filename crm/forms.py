@@ -56,8 +56,12 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = ["first_name", "last_name", "job_title", "time_zone"]
-        help_texts = {"time_zone": _("Dates and times are shown in this zone. Empty: your organization's.")}
+        fields = ["first_name", "last_name", "job_title", "time_zone", "email_signature"]
+        help_texts = {
+            "time_zone": _("Dates and times are shown in this zone. Empty: your organization's."),
+            "email_signature": _("Added to marketing emails of customers you own ({{ owner.signature }})."),
+        }
+        widgets = {"email_signature": forms.Textarea(attrs={"rows": 4})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -136,6 +136,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     role = models.CharField(_("role"), max_length=32, choices=Role.choices, blank=True)
     department = models.CharField(_("department"), max_length=32, choices=Department.choices, blank=True)
     job_title = models.CharField(_("job title"), max_length=120, blank=True)
+    # Plain text, appended to marketing emails sent on the user's behalf (the `owner.signature` merge field).
+    email_signature = models.TextField(_("email signature"), blank=True, max_length=1000)
     is_active = models.BooleanField(_("active"), default=True)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True, validators=[validate_time_zone])
     preferences = models.JSONField(_("preferences"), default=dict, blank=True)

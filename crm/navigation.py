@@ -19,7 +19,8 @@ class NavItem:
     url_name: str
     icon: str  # a Bootstrap Icons name
     capability: Capability
-    section: str = "main"  # "main", "sales", "support" or "settings" (the sidebar's groups, in that order)
+    # "main", "sales", "support", "marketing" or "settings" (the sidebar's groups, in that order)
+    section: str = "main"
     order: int = 100
 
 
@@ -33,7 +34,13 @@ def register(item: NavItem) -> None:
 
 
 def items_for(user, current_path: str = "") -> dict[str, list[dict]]:
-    sections: dict[str, list[dict]] = {"main": [], "sales": [], "support": [], "settings": []}
+    sections: dict[str, list[dict]] = {
+        "main": [],
+        "sales": [],
+        "support": [],
+        "marketing": [],
+        "settings": [],
+    }
     entries = []
     for item in _ITEMS:
         if has_capability(user, item.capability):

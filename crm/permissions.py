@@ -69,6 +69,11 @@ class Capability(StrEnum):
     MANAGE_SUPPORT_SETTINGS = "support_settings.manage"  # SLA policies, calendars, capacity, canned responses
     VIEW_SUPPORT_REPORTS = "support_reports.view"  # CSAT, NPS, agent performance, workload
     MANAGE_KNOWLEDGE_BASE = "kb.manage"
+    # marketing
+    VIEW_CAMPAIGNS = "campaigns.view"
+    MANAGE_CAMPAIGNS = "campaigns.manage"  # campaigns, costs, email templates, sequences, lead forms
+    SEND_CAMPAIGNS = "campaigns.send"  # launch, pause and resume email sends; suppressions
+    VIEW_MARKETING_REPORTS = "marketing_reports.view"  # attribution, ROI, campaign comparison
 
 
 _EVERYONE = frozenset(
@@ -112,6 +117,12 @@ _SUPPORT_LEADS = {
     Capability.MANAGE_SUPPORT_SETTINGS,
     Capability.VIEW_SUPPORT_REPORTS,
 }
+_MARKETERS = {
+    Capability.VIEW_CAMPAIGNS,
+    Capability.MANAGE_CAMPAIGNS,
+    Capability.SEND_CAMPAIGNS,
+    Capability.VIEW_MARKETING_REPORTS,
+}
 _MANAGERS = _EVERYONE | {Capability.VIEW_USERS, Capability.EXPORT_CUSTOMERS, Capability.MERGE_CUSTOMERS}
 _LIST_OWNERS = {  # whoever owns the customer base as a whole: bulk changes, imports, segments
     Capability.BULK_EDIT_CUSTOMERS,
@@ -121,13 +132,20 @@ _LIST_OWNERS = {  # whoever owns the customer base as a whole: bulk changes, imp
 
 MATRIX: dict[str, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
-    Role.SALES_MANAGER: _MANAGERS | _LIST_OWNERS | _SELLERS | _SALES_LEADS,
-    Role.SALES_REP: _EVERYONE | _SELLERS,
+    # Sales managers read campaigns and what they brought in (attribution); reps see the campaigns their
+    # deals came from.
+    Role.SALES_MANAGER: _MANAGERS
+    | _LIST_OWNERS
+    | _SELLERS
+    | _SALES_LEADS
+    | {Capability.VIEW_CAMPAIGNS, Capability.VIEW_MARKETING_REPORTS},
+    Role.SALES_REP: _EVERYONE | _SELLERS | {Capability.VIEW_CAMPAIGNS},
     Role.SUPPORT_MANAGER: _MANAGERS | _SUPPORT_AGENTS | _SUPPORT_LEADS | {Capability.VIEW_ALL_OPPORTUNITIES},
     Role.SUPPORT_AGENT: _EVERYONE | _SUPPORT_AGENTS,
     # Marketing reads the pipeline and its dashboard (attribution), and sees every deal.
     Role.MARKETING_MANAGER: _MANAGERS
     | _LIST_OWNERS
+    | _MARKETERS
     | {Capability.VIEW_ALL_OPPORTUNITIES, Capability.VIEW_SALES_DASHBOARD, Capability.VIEW_QUOTES},
 }
 

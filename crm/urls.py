@@ -66,6 +66,9 @@ urlpatterns = [
     path("support/", include("support.urls")),
     path("kb/", include("support.urls_public")),  # the public knowledge base (no login)
     path("survey/", include("support.urls_survey")),  # CSAT / NPS survey answers (no login, signed link)
+    path("marketing/", include("marketing.urls")),
+    path("m/", include("marketing.urls_tracking")),  # email tracking: open pixel, clicks, unsubscribe
+    path("forms/", include("marketing.urls_forms")),  # public lead capture forms (no login)
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin_site.urls),
 ]

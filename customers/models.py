@@ -250,7 +250,14 @@ class Interaction(models.Model):
     channel = models.CharField(max_length=12, choices=Channel.choices, blank=True)
     outcome = models.CharField(max_length=200, blank=True)
     sentiment = models.CharField(max_length=10, choices=Sentiment.choices, blank=True)
-    campaign_id = models.UUIDField(null=True, blank=True)
+    campaign = models.ForeignKey(
+        "marketing.Campaign",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
     notes = models.TextField(blank=True)
     logged_by = models.ForeignKey(
         User, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+", db_constraint=False

@@ -199,8 +199,17 @@ class Opportunity(models.Model):
     actual_close_date = models.DateField(_("actual close date"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=4, choices=Status.choices, default=Status.OPEN)
     lost_reason = models.CharField(_("lost reason"), max_length=300, blank=True)
-    # The campaign that sourced the deal; a foreign key once the marketing app exists.
-    source_campaign_id = models.UUIDField(_("source campaign"), null=True, blank=True)
+    # The campaign that sourced the deal (first-touch credit in attribution when no interaction says more).
+    source_campaign = models.ForeignKey(
+        "marketing.Campaign",
+        verbose_name=_("source campaign"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sourced_opportunities",
+        db_constraint=False,  # the composite tenant key (marketing migration 0001) is the constraint
+        db_index=False,  # indexed as (organization_id, source_campaign_id)
+    )
     next_step = models.CharField(_("next step"), max_length=300, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     stage_changed_at = models.DateTimeField(default=timezone.now)

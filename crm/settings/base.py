@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "customers.apps.CustomersConfig",
     "sales.apps.SalesConfig",
     "support.apps.SupportConfig",
+    "marketing.apps.MarketingConfig",
 ]
 
 MIDDLEWARE = [

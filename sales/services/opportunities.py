@@ -38,7 +38,7 @@ EDITABLE_FIELDS = frozenset(
         "forecast_category",
         "expected_close_date",
         "lost_reason",
-        "source_campaign_id",
+        "source_campaign",
         "next_step",
         "notes",
     }

@@ -1,0 +1,3 @@
+"""URLs of the sequences area (combined in marketing/urls/__init__.py)."""
+
+urlpatterns: list = []
