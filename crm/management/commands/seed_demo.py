@@ -143,6 +143,21 @@ class Command(BaseCommand):
         made["segments"] = seed_segments(organization=org)
         made.update(self._seed_sales(org))
         made.update(self._seed_support(org))
+        made.update(self._seed_marketing(org))
+        return made
+
+    def _seed_marketing(self, org: Organization) -> Counter[str]:
+        from marketing.demo import seed_marketing
+
+        made: Counter[str] = Counter()
+        made["campaigns"] = seed_marketing(
+            organization=org, users=list(User.objects.filter(organization=org))
+        )
+        if made["campaigns"]:
+            self.stdout.write(
+                f"{org.name}: {made['campaigns']} campaigns with sends, opens and clicks, an A/B test, "
+                "a nurture sequence and a lead form"
+            )
         return made
 
     def _seed_support(self, org: Organization) -> Counter[str]:
