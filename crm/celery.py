@@ -41,6 +41,14 @@ app.conf.beat_schedule = {
     "activity-reminders": {"task": "sales.tasks.send_due_reminders", "schedule": 60.0},
     "no-activity-followups": {"task": "sales.tasks.no_activity_followups_all", "schedule": crontab(minute=5)},
     "expire-quotes": {"task": "sales.tasks.expire_quotes", "schedule": crontab(hour=0, minute=20)},
+    "marketing-dispatch-sends": {"task": "marketing.tasks.dispatch_due_campaigns", "schedule": 60.0},
+    "marketing-sweep-interrupted-sends": {
+        "task": "marketing.tasks.sweep_interrupted_sends",
+        "schedule": crontab(minute="*/10"),
+    },
+    "decide-ab-tests": {"task": "marketing.tasks.decide_due_ab_tests", "schedule": crontab(minute="*/5")},
+    "advance-sequences": {"task": "marketing.tasks.advance_sequences", "schedule": 60.0},
+    "enroll-sequences": {"task": "marketing.tasks.enroll_sequences", "schedule": crontab(minute="*/10")},
 }
 
 

@@ -136,7 +136,7 @@ def _stored_role(user: User) -> str:
 def user_update(*, user: User, actor: User | None, **fields) -> User:
     """Change a user's profile, role or department (role and department only by user managers)."""
     managed = {"role", "department", "job_title", "first_name", "last_name", "time_zone"}
-    own = {"first_name", "last_name", "time_zone", "preferences", "job_title"}
+    own = {"first_name", "last_name", "time_zone", "preferences", "job_title", "email_signature"}
     unknown = set(fields) - managed - own
     if unknown:
         raise PermissionDenied(f"Not editable: {', '.join(sorted(unknown))}")

@@ -69,6 +69,7 @@ urlpatterns = [
     path("marketing/", include("marketing.urls")),
     path("m/", include("marketing.urls_tracking")),  # email tracking: open pixel, clicks, unsubscribe
     path("forms/", include("marketing.urls_forms")),  # public lead capture forms (no login)
+    path("anymail/", include("marketing.webhooks")),  # email provider delivery webhooks (shared secret)
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin_site.urls),
 ]

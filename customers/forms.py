@@ -112,6 +112,21 @@ class InteractionForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text=_("Empty: now."),
     )
+    campaign_id = forms.ChoiceField(label=_("Campaign"), required=False)
+
+    def __init__(self, *args, campaigns=(), **kwargs):
+        """`campaigns`: the organization's campaigns this touchpoint may be credited to (id and name)."""
+        super().__init__(*args, **kwargs)
+        self._campaigns = {str(c.pk): c.pk for c in campaigns}
+        self.fields["campaign_id"].choices = [("", _("None"))] + [(str(c.pk), c.name) for c in campaigns]
+
+    def clean_campaign_id(self):
+        value = self.cleaned_data.get("campaign_id")
+        if not value:
+            return None
+        if value not in self._campaigns:
+            raise forms.ValidationError(_("Pick one of your organization's campaigns."))
+        return self._campaigns[value]
 
     def clean(self):
         data = super().clean()

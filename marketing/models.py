@@ -58,6 +58,7 @@ class Campaign(models.Model):
         """Where the campaign's email send is: the progress bar reads this and the counters."""
 
         NOT_STARTED = "not_started", _("Not started")
+        SCHEDULED = "scheduled", _("Scheduled")  # launched with a send time in the future
         MATERIALIZING = "materializing", _("Choosing recipients")
         SENDING = "sending", _("Sending")
         TESTING = "testing", _("A/B test running")
@@ -623,6 +624,11 @@ class Enrollment(models.Model):
                 condition=models.Q(status="active"),
             ),
             models.Index(fields=["organization", "customer"], name="sequence_enrollments_cust_idx"),
+            # The sequence page's enrollment list: keyset on enrolled_at within one sequence.
+            models.Index(
+                fields=["organization", "sequence", "-enrolled_at", "-id"],
+                name="sequence_enrollments_list_idx",
+            ),
         ]
 
     def __str__(self) -> str:

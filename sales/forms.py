@@ -59,9 +59,20 @@ class OpportunityForm(forms.Form):
     )
     next_step = forms.CharField(label=_("Next step"), max_length=300, required=False)
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    source_campaign = forms.ChoiceField(
+        label=_("Source campaign"),
+        required=False,
+        help_text=_("The marketing campaign that brought this deal in, if any."),
+    )
 
-    def __init__(self, *args, stages_by_pipeline, owners, customer=None, opportunity=None, **kwargs):
+    def __init__(
+        self, *args, stages_by_pipeline, owners, customer=None, opportunity=None, campaigns=(), **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self._campaigns = {str(c.pk): c for c in campaigns}
+        self.fields["source_campaign"].choices = [("", _("None"))] + [
+            (pk, c.name) for pk, c in self._campaigns.items()
+        ]
         self.opportunity = opportunity
         self.customer_obj = customer
         if opportunity is not None:
@@ -89,6 +100,7 @@ class OpportunityForm(forms.Form):
                     "lost_reason": opportunity.lost_reason,
                     "next_step": opportunity.next_step,
                     "notes": opportunity.notes,
+                    "source_campaign": str(opportunity.source_campaign_id or ""),
                 }
             )
 
@@ -121,6 +133,14 @@ class OpportunityForm(forms.Form):
     def clean_forecast_category(self):
         return self.cleaned_data.get("forecast_category") or None
 
+    def clean_source_campaign(self):
+        value = self.cleaned_data.get("source_campaign")
+        if not value:
+            return None
+        if value not in self._campaigns:
+            raise forms.ValidationError(_("Pick one of your organization's campaigns."))
+        return self._campaigns[value]
+
     def clean(self):
         data = super().clean()
         stage = data.get("stage")
@@ -147,6 +167,7 @@ class OpportunityForm(forms.Form):
             "lost_reason": data["lost_reason"].strip(),
             "next_step": data["next_step"].strip(),
             "notes": data["notes"],
+            "source_campaign": data["source_campaign"],
         }
 
 

@@ -202,6 +202,13 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="CRM <no-reply@crm.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Marketing email through a provider (django-anymail): EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend,
+# the provider's keys in ANYMAIL_SETTINGS (JSON), and the delivery webhooks' shared secret ("user:password").
+EMAIL_BACKEND = env("EMAIL_BACKEND", default=EMAIL_CONFIG["EMAIL_BACKEND"])
+ANYMAIL = {
+    **env.json("ANYMAIL_SETTINGS", default={}),
+    "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default=""),
+}
 # The address people reach the CRM at, for links in emails sent by background tasks (reminders, surveys,
 # ticket replies), where there is no request to build an absolute URL from.
 CRM_BASE_URL = env("CRM_BASE_URL", default="http://localhost:8000").rstrip("/")
@@ -233,6 +240,10 @@ CRM_TRUST_X_FORWARDED_FOR = env.bool("CRM_TRUST_X_FORWARDED_FOR", default=False)
 # CSV imports uploaded in the web app: largest file and most data rows (the import commands take more).
 CRM_IMPORT_MAX_BYTES = env.int("CRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
 CRM_IMPORT_MAX_ROWS = env.int("CRM_IMPORT_MAX_ROWS", default=100_000)
+# Marketing email: most emails per second per organization (all its campaigns and sequences together, a
+# token bucket in Redis), and how many emails one chunk task claims and sends (marketing/sending.py).
+MARKETING_SEND_RATE = env.float("MARKETING_SEND_RATE", default=20.0)
+MARKETING_SEND_CHUNK = env.int("MARKETING_SEND_CHUNK", default=100)
 
 LOGGING = {
     "version": 1,

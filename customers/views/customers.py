@@ -22,6 +22,7 @@ from customers.filters import CustomerFilter
 from customers.forms import BulkActionForm, CustomerForm, InteractionForm, TimelineFilterForm
 from customers.services import customers as services
 from customers.tables import CustomerTable
+from marketing.selectors.campaigns import campaign_options
 
 PER_PAGE = 50
 TIMELINE_PAGE = 20
@@ -206,7 +207,7 @@ def customer_detail(request, pk):
     context = {
         "title": customer.display_name,
         "customer": customer,
-        "interaction_form": InteractionForm(),
+        "interaction_form": _interaction_form(request),
         "lifecycle": selectors.lifecycle_history(customer=customer),
         "memberships": selectors.segments_of(customer=customer),
         "score": json360.score_for(customer=customer),
@@ -225,12 +226,17 @@ def customer_timeline(request, pk):
     return render(request, "customers/detail/_timeline.html", _timeline_context(request, customer))
 
 
+def _interaction_form(request, data=None) -> InteractionForm:
+    """The 360 page's "log an interaction" form, offering the organization's campaigns to credit."""
+    return InteractionForm(data, campaigns=campaign_options(organization_id=request.user.organization_id))
+
+
 @require_POST
 @requires(Capability.EDIT_CUSTOMERS)
 def interaction_create(request, pk):
     """Log a call, meeting or note from the 360 page in one step; htmx gets the fresh timeline back."""
     customer = selectors.customer_get(actor=request.user, pk=pk)
-    form = InteractionForm(request.POST)
+    form = _interaction_form(request, request.POST)
     if form.is_valid():
         services.interaction_log(
             customer=customer,
@@ -242,7 +248,7 @@ def interaction_create(request, pk):
             return redirect("customers:detail", pk=customer.pk)
         context = {
             **_timeline_context(request, customer),
-            "interaction_form": InteractionForm(),
+            "interaction_form": _interaction_form(request),
             "logged": True,
             "can_edit": True,
             "score": json360.score_for(customer=customer),

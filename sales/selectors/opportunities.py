@@ -246,7 +246,7 @@ def opportunity_get(*, actor: User, pk, for_update: bool = False) -> Opportunity
     """One deal the actor may see, or 404."""
     return get_object_or_404(
         visible_opportunities(actor=actor).select_related(
-            "customer", "stage", "pipeline", "assigned_to", "created_by"
+            "customer", "stage", "pipeline", "assigned_to", "created_by", "source_campaign"
         ),
         pk=pk,
     )

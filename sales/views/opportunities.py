@@ -25,6 +25,7 @@ from crm.permissions import Capability, has_capability, requires
 from crm.tenancy import tenant_context
 from crm.views import _apply_errors, _back
 from customers.exporting import spreadsheet_safe
+from marketing.selectors.campaigns import campaign_options
 from sales.filters import OpportunityFilter
 from sales.forms import BoardFilterForm, LoseForm, MoveForm, OpportunityForm, ReopenForm
 from sales.models import Stage
@@ -328,6 +329,7 @@ def opportunity_create(request):
         stages_by_pipeline=stages_by_pipeline,
         owners=selectors.owner_choices(actor=user),
         customer=customer,
+        campaigns=campaign_options(organization_id=user.organization_id),
     )
     if request.method == "POST" and form.is_valid():
         if customer is None:
@@ -370,6 +372,7 @@ def opportunity_edit(request, pk):
         owners=selectors.owner_choices(actor=user),
         customer=customer,
         opportunity=deal,
+        campaigns=campaign_options(organization_id=user.organization_id, include_id=deal.source_campaign_id),
     )
     if request.method == "POST" and form.is_valid():
         if customer is None:

@@ -310,6 +310,7 @@ def test_profile_saves_time_zone_and_preferences_and_later_pages_use_that_zone(c
             "last_name": "Zone",
             "job_title": "Rep",
             "time_zone": "Asia/Tokyo",
+            "email_signature": "Tess Zone\nRep, Org",
             "theme": "dark",
             "density": "compact",
         },
@@ -319,6 +320,8 @@ def test_profile_saves_time_zone_and_preferences_and_later_pages_use_that_zone(c
     with system_context():
         saved = User.objects.get(pk=user.pk)
     assert saved.time_zone == "Asia/Tokyo"
+    # The signature is the owner.signature merge field of marketing email.
+    assert saved.email_signature == "Tess Zone\nRep, Org"
     assert saved.preferences == {"theme": "dark", "density": "compact", "email_notifications": False}
 
     page = client.get("/notifications/").content.decode()

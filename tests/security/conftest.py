@@ -23,6 +23,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 
 from crm.models import AuditLog
 from crm.tenancy import system_context
+from marketing import webhooks as marketing_webhooks
 from tests import factories
 from tests.owner_db import owner_connection
 
@@ -141,8 +142,18 @@ PUBLIC_VIEWS = frozenset(
         "kb:vote",
         # A customer's survey link: the signed token is the credential (support/views/surveys.py).
         "survey:answer",
+        # A lead capture form: anyone may fill in an open form of the organization named in the URL.
+        "forms:form",
+        # A marketing email's open pixel, click redirect and unsubscribe page: the signed token is the
+        # credential (marketing/views/tracking.py).
+        "tracking:open",
+        "tracking:click",
+        "tracking:unsubscribe",
     }
 )
+# The email provider's delivery webhooks (marketing/webhooks.py): the shared secret (HTTP basic auth) is the
+# credential; a request without it meets the ordinary CSRF check.
+PUBLIC_VIEWS |= {f"anymail:{pattern.name}" for pattern in marketing_webhooks.urlpatterns}
 
 # Parameters that are not object ids, per route key, with the reason.
 NOT_OBJECT_PARAMS: dict[str, frozenset[str]] = {
@@ -156,6 +167,12 @@ NOT_OBJECT_PARAMS: dict[str, frozenset[str]] = {
     # password-reset link); forged, tampered and other organizations' tokens are probed in
     # tests/support/test_surveys_public.py.
     "survey:answer": frozenset({"token"}),
+    # A marketing email's signed tracking token names its organization and email: a bearer credential;
+    # tampered tokens and tokens naming another organization's email are probed in
+    # tests/marketing/test_tracking.py and test_unsubscribe.py.
+    "tracking:open": frozenset({"token"}),
+    "tracking:click": frozenset({"token"}),
+    "tracking:unsubscribe": frozenset({"token"}),
     # The admin's per-app index: an app label, not a row.
     "admin:app_list": frozenset({"app_label"}),
     # The admin's catch-all (404, or a redirect that adds a trailing slash).
@@ -273,6 +290,80 @@ def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
             )
             for name in ("kb:article", "kb:vote")
         },
+        # Email templates: the probe template's campaign is a draft, so archiving it succeeds for the roles
+        # allowed to (and restoring undoes it); duplicating adds a "(copy)" of one's own organization's.
+        **{
+            f"marketing:template_{name}": lambda: [{"pk": side.marketing.template.pk}]
+            for name in ("edit", "duplicate", "archive", "restore")
+        },
+        **{
+            f"marketing:form_{name}": lambda: [{"pk": side.marketing.lead_form.pk}]
+            for name in ("detail", "edit", "set_active")
+        },
+        # The public form: another organization's form under the actor's own organization's slug, and its
+        # closed form under its own (both 404; an open form of another organization is public by design).
+        "forms:form": lambda: (
+            [{"org_slug": side.org.slug, "slug": side.marketing.lead_form.slug}]
+            if own
+            else [
+                {"org_slug": _org_slug(actor), "slug": side.marketing.lead_form.slug},
+                {"org_slug": side.org.slug, "slug": side.closed_lead_form.slug},
+            ]
+        ),
+        **{
+            f"marketing:campaign_{name}": lambda: [{"pk": side.campaign.pk}]
+            for name in ("detail", "edit", "set_status", "actuals", "cost_add")
+        },
+        "marketing:campaign_funnel_panel": lambda: [{"pk": side.campaign.pk}],
+        **{
+            f"marketing:campaign_{name}": lambda: [{"pk": side.campaign.pk}]
+            for name in ("send_panel", "send_launch", "send_pause", "send_resume", "recipients")
+        },
+        # Deleting succeeds for the roles allowed to: each probe of one's own organization gets a fresh one.
+        "marketing:campaign_delete": lambda: [
+            {"pk": _disposable_campaign(side.org) if own else side.campaign.pk}
+        ],
+        "marketing:campaign_cost_delete": lambda: [
+            {"pk": side.campaign.pk, "cost_pk": _disposable_cost_entry(side) if own else side.cost_entry.pk}
+        ],
+        **{
+            f"marketing:campaign_ab_{name}": lambda: [{"pk": side.campaign.pk}]
+            for name in ("edit", "panel", "decide", "variant_add")
+        },
+        # The probe campaign's test has one variant, so deleting it is refused (a test keeps two): nothing
+        # changes for any role, and another organization's variant is a 404 before that.
+        **{
+            f"marketing:campaign_ab_variant_{name}": lambda: [
+                {"pk": side.campaign.pk, "variant_pk": side.marketing.variant.pk}
+            ]
+            for name in ("edit", "delete")
+        },
+        **{
+            f"marketing:sequence_{name}": lambda: [{"pk": side.marketing.sequence.pk}]
+            for name in ("detail", "edit", "status", "step_create", "enroll")
+        },
+        # The probe sequence has an enrollment, so deleting it is refused for every role (archive instead).
+        "marketing:sequence_delete": lambda: [{"pk": side.marketing.sequence.pk}],
+        **{
+            f"marketing:sequence_step_{name}": lambda: [{"pk": side.marketing.step.pk}]
+            for name in ("edit", "move")
+        },
+        # Deleting succeeds for the roles allowed to: each probe of one's own organization gets a fresh step.
+        "marketing:sequence_step_delete": lambda: [
+            {"pk": _disposable_sequence_step(side.marketing.sequence) if own else side.marketing.step.pk}
+        ],
+        **{
+            f"marketing:enrollment_{name}": lambda: [{"pk": side.marketing.enrollment.pk}]
+            for name in ("detail", "remove")
+        },
+        # Tracking links of the probe email (its template has no links, so the click answers 404).
+        "tracking:open": lambda: [{"token": _tracking_token(side)}],
+        "tracking:click": lambda: [{"token": _tracking_token(side, "https://example.com/")}],
+        "tracking:unsubscribe": lambda: [{"token": _tracking_token(side)}],
+        # Removing succeeds for the roles allowed to: each probe of one's own organization gets a fresh one.
+        "marketing:suppression_remove": lambda: [
+            {"pk": _disposable_suppression(side.org) if own else side.marketing.suppression.pk}
+        ],
         "audit:detail": lambda: [{"pk": side.audit.pk}, {"pk": side.member_audit.pk}],
         "notifications:open": lambda: (
             [{"pk": factories.notification(actor, title=f"For {actor.email}").pk}]
@@ -397,6 +488,51 @@ def _org_slug(user) -> str:
         return Organization.objects.get(pk=user.organization_id).slug
 
 
+def _disposable_sequence_step(sequence):
+    from marketing.models import Step
+
+    with system_context():
+        last = Step.objects.filter(sequence=sequence).order_by("-position").first()
+        return Step.objects.create(
+            organization_id=sequence.organization_id,
+            sequence=sequence,
+            position=(last.position if last else 0) + 1,
+            kind="wait",
+            wait_days=1,
+        ).pk
+
+
+def _tracking_token(side, url: str = "") -> str:
+    from marketing.tracking import make_token
+
+    return make_token(side.marketing.email_send, url)
+
+
+def _disposable_suppression(org):
+    from marketing.models import Suppression
+
+    with system_context():
+        return Suppression.objects.create(
+            organization=org, email=f"{uuid.uuid4()}@disposable.test", reason="manual"
+        ).pk
+
+
+def _disposable_campaign(org):
+    from marketing.models import Campaign
+
+    with system_context():
+        return Campaign.objects.create(organization=org, name=f"Disposable {uuid.uuid4()}").pk
+
+
+def _disposable_cost_entry(side):
+    from marketing.models import CostEntry
+
+    with system_context():
+        return CostEntry.objects.create(
+            organization=side.org, campaign=side.campaign, description=f"Disposable {uuid.uuid4()}", amount=1
+        ).pk
+
+
 def _disposable_canned(org):
     from support.models import CannedResponse
 
@@ -438,6 +574,20 @@ ADMIN_TENANT_MODELS: dict[str, Callable[[SimpleNamespace], object]] = {
     "support.slapolicy": lambda side: side.sla_policy.pk,
     "support.businesscalendar": lambda side: side.sla_calendar.pk,
     "support.cannedresponse": lambda side: side.canned.pk,
+    "marketing.campaign": lambda side: side.campaign.pk,
+    "marketing.campaignsegment": lambda side: side.marketing.campaign_segment.pk,
+    "marketing.costentry": lambda side: side.cost_entry.pk,
+    "marketing.emailtemplate": lambda side: side.marketing.template.pk,
+    "marketing.variant": lambda side: side.marketing.variant.pk,
+    "marketing.abtest": lambda side: side.marketing.ab_test.pk,
+    "marketing.emailsend": lambda side: side.marketing.email_send.pk,
+    "marketing.suppression": lambda side: side.marketing.suppression.pk,
+    "marketing.sequence": lambda side: side.marketing.sequence.pk,
+    "marketing.step": lambda side: side.marketing.step.pk,
+    "marketing.enrollment": lambda side: side.marketing.enrollment.pk,
+    "marketing.steprun": lambda side: side.marketing.step_run.pk,
+    "marketing.leadform": lambda side: side.marketing.lead_form.pk,
+    "marketing.formsubmission": lambda side: side.marketing.form_submission.pk,
 }
 
 
@@ -662,7 +812,24 @@ def _populate(org, admin_user) -> SimpleNamespace:
             organization=org, kind="nps", customer=customer, expires_at=timezone.now() + MAX_AGE
         )
         survey_token = make_token(survey)
+    campaign, cost_entry, marketing = _populate_marketing(org, customer, segment)
+    with system_context():
+        from marketing.models import LeadForm
+
+        # A form that accepts no submissions: its public page must be 404 like a missing one.
+        closed_lead_form = LeadForm.objects.create(
+            organization=org,
+            campaign=campaign,
+            name="Closed probe form",
+            slug=f"closed-probe-form-{org.slug}",
+            title="Closed",
+            is_active=False,
+        )
     return SimpleNamespace(
+        campaign=campaign,
+        cost_entry=cost_entry,
+        marketing=marketing,
+        closed_lead_form=closed_lead_form,
         ticket=ticket,
         attachment=attachment,
         canned=canned,
@@ -702,6 +869,103 @@ def _populate(org, admin_user) -> SimpleNamespace:
         member_audit=member_audit,
         emails={admin_user.email, member.email, *(u.email for u in team.values())},
     )
+
+
+def _populate_marketing(org, customer, segment) -> tuple:
+    """An email campaign (template, segment, a cost, an A/B test, one email sent) and a row in every other
+    marketing table: the campaign pages' probes and the admin's marketing models."""
+    import datetime
+
+    from django.utils import timezone
+
+    from marketing import models as mm
+
+    with system_context():
+        template = mm.EmailTemplate.objects.create(
+            organization=org, name=f"Probe template of {org.slug}", subject="Hi", html_body="<p>Hi</p>"
+        )
+        campaign = mm.Campaign.objects.create(
+            organization=org,
+            name=f"Probe campaign of {org.slug}",
+            channels=["email", "ads"],
+            template=template,
+            budget=100,
+            send_at=timezone.now().replace(microsecond=0),
+        )
+        campaign_segment = mm.CampaignSegment.objects.create(
+            organization=org, campaign=campaign, segment=segment
+        )
+        cost_entry = mm.CostEntry.objects.create(
+            organization=org, campaign=campaign, description=f"Probe cost of {org.slug}", amount=10
+        )
+        variant = mm.Variant.objects.create(organization=org, campaign=campaign, label="A")
+        ab_test = mm.ABTest.objects.create(organization=org, campaign=campaign, default_variant=variant)
+        # The email of a campaign whose send is over, so the probe campaign above stays launchable.
+        sent_at = timezone.now().replace(microsecond=0)
+        sent_campaign = mm.Campaign.objects.create(
+            organization=org,
+            name=f"Probe sent campaign of {org.slug}",
+            channels=["email"],
+            template=template,
+            send_at=sent_at,
+            send_state="done",
+            send_started_at=sent_at,
+            send_finished_at=sent_at,
+            recipients_total=1,
+            sent_count=1,
+        )
+        email_send = mm.EmailSend.objects.create(
+            organization=org,
+            campaign=sent_campaign,
+            customer=customer,
+            blast_at=sent_at,
+            scheduled_send_time=sent_at,
+            email=f"probe@{org.slug}.test",
+            status="sent",
+            sent_at=sent_at,
+        )
+        suppression = mm.Suppression.objects.create(
+            organization=org, email=f"gone@{org.slug}.test", reason="manual"
+        )
+        sequence = mm.Sequence.objects.create(
+            organization=org, name=f"Probe sequence of {org.slug}", campaign=campaign
+        )
+        step = mm.Step.objects.create(
+            organization=org, sequence=sequence, position=1, kind="wait", wait_days=1
+        )
+        enrollment = mm.Enrollment.objects.create(organization=org, sequence=sequence, customer=customer)
+        step_run = mm.StepRun.objects.create(
+            organization=org,
+            enrollment=enrollment,
+            step=step,
+            due_at=timezone.now() - datetime.timedelta(days=1),
+            outcome="waited",
+        )
+        lead_form = mm.LeadForm.objects.create(
+            organization=org,
+            campaign=campaign,
+            name="Probe admin form",
+            slug=f"probe-admin-{org.slug}",
+            title="Hi",
+        )
+        form_submission = mm.FormSubmission.objects.create(
+            organization=org, form=lead_form, customer=customer
+        )
+    marketing = SimpleNamespace(
+        template=template,
+        campaign_segment=campaign_segment,
+        variant=variant,
+        ab_test=ab_test,
+        email_send=email_send,
+        suppression=suppression,
+        sequence=sequence,
+        step=step,
+        enrollment=enrollment,
+        step_run=step_run,
+        lead_form=lead_form,
+        form_submission=form_submission,
+    )
+    return campaign, cost_entry, marketing
 
 
 @pytest.fixture
