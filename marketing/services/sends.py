@@ -54,6 +54,10 @@ def launch_problems(campaign: Campaign) -> list[str]:
                 problems += [_("Template: %(problem)s") % {"problem": message} for message in error.messages]
     if not CampaignSegment.objects.filter(campaign_id=campaign.pk).exists():
         problems.append(_("Choose at least one segment to send to."))
+    # The A/B test's own rules (two variants at least, not identical, a default for an inconclusive end).
+    from marketing.services.abtests import abtest_problems
+
+    problems += abtest_problems(campaign=campaign)
     return list(dict.fromkeys(problems))
 
 

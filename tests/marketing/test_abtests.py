@@ -167,6 +167,21 @@ def test_identical_variants_are_reported_and_a_variant_cannot_copy_another(
             services.variant_create(campaign=campaign, actor=marketer, subject="Spring is here")
 
 
+def test_the_send_launch_refuses_an_ab_test_whose_variants_are_identical(
+    org_a, marketer, campaign, as_tenant
+):
+    from marketing.services.sends import campaign_send_launch, launch_problems
+
+    with as_tenant(org_a, marketer):
+        services.abtest_configure(campaign=campaign, actor=marketer, enabled=True)
+        campaign.refresh_from_db()
+        problem = "Variant B is the same as variant A: give it another subject or template."
+        assert problem in launch_problems(campaign)
+        with pytest.raises(ValidationError, match="same as variant A"):
+            campaign_send_launch(campaign=campaign, actor=marketer)
+        assert Campaign.objects.get(pk=campaign.pk).send_state == Campaign.SendState.NOT_STARTED
+
+
 def test_a_test_has_two_to_five_variants(org_a, marketer, campaign, as_tenant):
     with as_tenant(org_a, marketer):
         services.abtest_configure(campaign=campaign, actor=marketer, enabled=True)
