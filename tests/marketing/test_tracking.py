@@ -277,3 +277,46 @@ def test_links_of_a_suspended_organization_are_404(setup, org_a):
     with system_context():
         Organization.objects.filter(pk=org_a.pk).update(status="suspended")
     assert Client().get(_path(tracking.open_pixel_url(send))).status_code == 404
+
+
+def test_a_sequence_email_may_lead_only_to_the_links_of_its_steps_template(org_a):
+    """A sequence email is made from its step's template, not the campaign's: the click redirect follows
+    the step template's links and refuses the campaign template's."""
+    from django.utils import timezone
+
+    from marketing.models import Enrollment, Step, StepRun
+
+    campaign_template = mf.email_template(org_a, name="Campaign template")  # links to OFFER
+    step_template = mf.email_template(
+        org_a,
+        name="Step template",
+        html_body='<p><a href="https://example.com/guide">Guide</a> <a href="{{ unsubscribe_url }}">Stop</a></p>',
+    )
+    campaign = mf.campaign(org_a, template=campaign_template)
+    sequence = mf.sequence(org_a, for_campaign=campaign, steps=[("send_email", {"template": step_template})])
+    customer = factories.customer(org_a, first_name="Lin", email_opt_in=True)
+    now = timezone.now().replace(microsecond=0)
+    with tenant_context(org_a.pk):
+        enrollment = Enrollment.objects.create(organization=org_a, sequence=sequence, customer=customer)
+        step = Step.objects.get(sequence=sequence, position=1)
+        run = StepRun.objects.create(
+            organization=org_a, enrollment=enrollment, step=step, due_at=now, outcome=StepRun.Outcome.SENT
+        )
+        send = EmailSend.objects.create(
+            organization=org_a,
+            campaign=campaign,
+            customer=customer,
+            step_run=run,
+            scheduled_send_time=now,
+            email=customer.email,
+            status="sent",
+            sent_at=now,
+        )
+    client = Client()
+    response = client.get(_path(tracking.click_url(send, "https://example.com/guide")))
+    assert response.status_code == 302 and response["Location"] == "https://example.com/guide"
+    assert client.get(_path(tracking.click_url(send, OFFER))).status_code == 404
+    row = _reload(org_a, EmailSend, send.pk)
+    assert row.click_count == 1
+    clicked = _interactions(org_a, customer, "email_clicked")
+    assert [(i.notes, i.campaign_id) for i in clicked] == [("https://example.com/guide", campaign.pk)]
