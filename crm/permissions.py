@@ -164,6 +164,13 @@ def has_capability(user, capability: Capability | str) -> bool:
     return Capability(capability) in capabilities_of(user)
 
 
+def require_capability(actor, capability: Capability | str) -> None:
+    """For services: raise PermissionDenied unless `actor` holds `capability`. `actor=None` is the system
+    acting (a task, a command, demo data), which the caller has already decided may act."""
+    if actor is not None and not has_capability(actor, capability):
+        raise PermissionDenied
+
+
 def _to_login(request):
     # Imported here: django.contrib.auth.views needs the user model, which imports this module.
     from django.contrib.auth.views import redirect_to_login

@@ -15,23 +15,18 @@ import datetime
 import uuid
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Organization, User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from marketing import abtest, merge
 from marketing.models import ABTest, Campaign, EmailTemplate, SendStatus, Variant
 
 LABELS = "ABCDE"  # at most five variants, labelled in order
 MIN_VARIANTS = 2
-
-
-def _require(actor: User | None, capability: Capability = Capability.MANAGE_CAMPAIGNS) -> None:
-    if actor is not None and not has_capability(actor, capability):
-        raise PermissionDenied
 
 
 def _locked_campaign(campaign: Campaign) -> Campaign:
@@ -125,7 +120,7 @@ def abtest_configure(
 ) -> ABTest | None:
     """Turn the campaign's A/B test on (with variants A and B to start from) and set its parameters, or
     turn it off (the test and its variants are removed). Only before the send starts."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     campaign = _locked_campaign(campaign)
     ab_test = _check_editable(campaign)
     if not enabled:
@@ -206,7 +201,7 @@ def variant_create(
     *, campaign: Campaign, actor: User | None, subject: str = "", template: EmailTemplate | None = None
 ) -> Variant:
     """Add the next variant (C, D, E) to the campaign's test; it must differ from the others."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     campaign = _locked_campaign(campaign)
     _test_of(campaign)
     taken = set(
@@ -234,7 +229,7 @@ def variant_update(
     *, variant: Variant, actor: User | None, subject: str, template: EmailTemplate | None
 ) -> Variant:
     """Change a variant's subject and/or template (empty: the campaign's); it must differ from the others."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     campaign = _locked_campaign(variant.campaign)
     _test_of(campaign)
     variant.subject, variant.template = subject, template
@@ -246,7 +241,7 @@ def variant_update(
 @transaction.atomic
 def variant_delete(*, variant: Variant, actor: User | None) -> None:
     """Remove a variant (a test keeps at least two; the default moves to the first remaining one)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     campaign = _locked_campaign(variant.campaign)
     ab_test = _test_of(campaign)
     remaining = list(
@@ -393,7 +388,7 @@ def abtest_decide(
     decide early ("decide now"). Exactly once: the test's row is locked and only a running test is
     decided, so a second run (a retried task, two clicks, the task racing a click) finds it decided and
     changes nothing."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     now = now or timezone.now()
     locked = (
         ABTest.objects.select_for_update()

@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from decimal import Decimal
 from types import EllipsisType
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crm.models import User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from customers.models import Segment
 from marketing.models import Campaign, CampaignChannel, CampaignSegment, EmailSend, EmailTemplate
 
@@ -64,11 +64,6 @@ EDITABLE_FIELDS = frozenset(
 )
 # What the send depends on: frozen once recipients are materialized.
 SEND_FIELDS = ("send_at", "template", "segments")
-
-
-def _require(actor: User | None, capability: Capability) -> None:
-    if actor is not None and not has_capability(actor, capability):
-        raise PermissionDenied
 
 
 def transition_allowed(current: str, target: str) -> bool:
@@ -163,7 +158,7 @@ def campaign_create(
 ) -> Campaign:
     """A new campaign, owned by `owner` (default: the actor; None: nobody), in the organization's currency
     unless given."""
-    _require(actor, Capability.MANAGE_CAMPAIGNS)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     if status not in INITIAL_STATUSES:
         raise ValidationError({"status": _("A new campaign starts as a draft, scheduled or active.")})
     segments = list(segments)
@@ -199,7 +194,7 @@ def campaign_create(
 def campaign_update(*, campaign: Campaign, actor: User | None, name: str | None = None, **fields) -> Campaign:
     """Change a campaign. A new `status` must be an allowed transition; the send fields are refused once
     the send has started. Returns the saved row (a fresh instance: `campaign` is only read for its id)."""
-    _require(actor, Capability.MANAGE_CAMPAIGNS)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
         raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
@@ -258,7 +253,7 @@ def campaign_update(*, campaign: Campaign, actor: User | None, name: str | None 
 @transaction.atomic
 def campaign_set_status(*, campaign: Campaign, actor: User | None, status: str) -> Campaign:
     """Move a campaign to `status` along an allowed transition (the detail page's buttons)."""
-    _require(actor, Capability.MANAGE_CAMPAIGNS)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     if status not in Status.values:
         raise ValidationError({"status": _("Unknown status.")})
     stored = Campaign.objects.select_for_update().get(
@@ -287,7 +282,7 @@ def campaign_record_actuals(
 
     Email opens and clicks are counted per recipient in `opened_count` / `clicked_count` by tracking and
     never touch these three columns, so entering them by hand cannot overwrite a tracked number."""
-    _require(actor, Capability.MANAGE_CAMPAIGNS)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     errors = {
         field: _("Enter a whole number of at least 0.")
         for field, value in (("impressions", impressions), ("clicks", clicks), ("conversions", conversions))
@@ -307,7 +302,7 @@ def campaign_record_actuals(
 def campaign_delete(*, campaign: Campaign, actor: User | None) -> None:
     """Delete a draft that never sent an email and has no sequences or forms (their history would go with
     it: a campaign that did anything is completed instead). Its cost entries and segments go with it."""
-    _require(actor, Capability.MANAGE_CAMPAIGNS)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     stored = Campaign.objects.select_for_update().get(
         pk=campaign.pk, organization_id=campaign.organization_id
     )

@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from marketing.models import Campaign, CostEntry
 
 RECOMPUTE_SQL = """
@@ -31,11 +31,6 @@ SET actual_cost = (
 WHERE c.organization_id = %s AND c.id = %s
 RETURNING c.actual_cost
 """
-
-
-def _require(actor: User | None) -> None:
-    if actor is not None and not has_capability(actor, Capability.MANAGE_CAMPAIGNS):
-        raise PermissionDenied
 
 
 def _lock(*, organization_id, campaign_id) -> Campaign:
@@ -62,7 +57,7 @@ def cost_add(
     incurred_on: datetime.date | None = None,
 ) -> CostEntry:
     """Add a cost entry (in the campaign's currency) and bring the campaign's actual cost up to date."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     locked = _lock(organization_id=campaign.organization_id, campaign_id=campaign.pk)
     entry = CostEntry(
         organization_id=locked.organization_id,
@@ -91,7 +86,7 @@ def cost_add(
 def cost_delete(*, entry: CostEntry, actor: User | None) -> Decimal:
     """Remove a cost entry; returns the campaign's new actual cost. Deleting an entry that is already gone
     (a double click) changes nothing."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     locked = _lock(organization_id=entry.organization_id, campaign_id=entry.campaign_id)
     CostEntry.objects.filter(organization_id=entry.organization_id, pk=entry.pk).delete()
     return _recompute(locked)

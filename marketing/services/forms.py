@@ -16,7 +16,7 @@ consent box now) but never out.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
@@ -24,7 +24,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from crm.models import Organization, User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from customers.models import Channel, Customer, InteractionType, LifecycleStage
 from customers.services.customers import customer_create, customer_update, interaction_log
 from marketing.models import Campaign, FormSubmission, LeadForm, Sequence
@@ -46,11 +46,6 @@ FIELDS = frozenset(
     }
 )
 ASKABLE = frozenset(name for name, _label in LeadForm.FIELD_CHOICES)
-
-
-def _require(actor: User | None) -> None:
-    if actor is not None and not has_capability(actor, Capability.MANAGE_CAMPAIGNS):
-        raise PermissionDenied
 
 
 def _free_slug(organization_id, base: str, *, exclude_pk=None) -> str:
@@ -114,7 +109,7 @@ def _prepare(lead_form: LeadForm, fields: dict) -> None:
 @transaction.atomic
 def lead_form_create(*, organization: Organization, actor: User | None, **fields) -> LeadForm:
     """A new lead form of one of the organization's campaigns; an empty address is made from the name."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     lead_form = LeadForm(organization=organization, created_by=actor)
     _prepare(lead_form, fields)
     lead_form.save(force_insert=True)
@@ -124,7 +119,7 @@ def lead_form_create(*, organization: Organization, actor: User | None, **fields
 @transaction.atomic
 def lead_form_update(*, lead_form: LeadForm, actor: User | None, **fields) -> LeadForm:
     """Change a lead form. Changing its address breaks links to the old one (the editor says so)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     _prepare(lead_form, fields)
     lead_form.save()
     return lead_form
@@ -133,7 +128,7 @@ def lead_form_update(*, lead_form: LeadForm, actor: User | None, **fields) -> Le
 @transaction.atomic
 def lead_form_set_active(*, lead_form: LeadForm, actor: User | None, active: bool) -> LeadForm:
     """Open or close a form to submissions (a closed form's public page answers 404)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     LeadForm.objects.filter(pk=lead_form.pk).update(is_active=active)
     lead_form.is_active = active
     return lead_form

@@ -8,20 +8,15 @@ flight finishes); resuming starts the lanes again. The work itself is in marketi
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from marketing import merge, sending
 from marketing.models import Campaign, CampaignChannel, CampaignSegment, EmailSend, SendStatus
-
-
-def _require(actor: User) -> None:
-    if not has_capability(actor, Capability.SEND_CAMPAIGNS):
-        raise PermissionDenied
 
 
 def launch_problems(campaign: Campaign) -> list[str]:
@@ -66,7 +61,7 @@ def campaign_send_launch(*, campaign: Campaign, actor: User) -> Campaign:
     """Launch the campaign's email: scheduled when its send time is in the future (the dispatcher starts it),
     otherwise started now (send time frozen to now, recipients materialized by a task). A draft or scheduled
     campaign becomes scheduled / active with it."""
-    _require(actor)
+    require_capability(actor, Capability.SEND_CAMPAIGNS)
     campaign = Campaign.objects.select_for_update(of=("self",)).select_related("template").get(pk=campaign.pk)
     problems = launch_problems(campaign)
     if problems:
@@ -99,7 +94,7 @@ def campaign_send_launch(*, campaign: Campaign, actor: User) -> Campaign:
 def campaign_send_pause(*, campaign: Campaign, actor: User) -> Campaign:
     """Pause a send (no further chunk starts; the one in flight finishes), or take a scheduled send off the
     schedule (back to not started, nothing was materialized)."""
-    _require(actor)
+    require_capability(actor, Capability.SEND_CAMPAIGNS)
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.send_state == Campaign.SendState.SCHEDULED:
         campaign.send_state = Campaign.SendState.NOT_STARTED
@@ -115,7 +110,7 @@ def campaign_send_pause(*, campaign: Campaign, actor: User) -> Campaign:
 def campaign_send_resume(*, campaign: Campaign, actor: User) -> Campaign:
     """Resume a paused send (or one that failed because the mail server stayed unreachable): the lanes start
     again; with only held rows left it goes back to waiting for the A/B winner."""
-    _require(actor)
+    require_capability(actor, Capability.SEND_CAMPAIGNS)
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.send_state not in (Campaign.SendState.PAUSED, Campaign.SendState.FAILED):
         raise ValidationError(_("Only a paused send can be resumed."))

@@ -10,14 +10,14 @@ import datetime
 import uuid
 from collections.abc import Iterable
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from uuid6 import uuid7
 
 from crm.models import Organization, User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from customers.models import Customer, LifecycleStage, Segment
 from customers.segments.membership import UUID7_SQL
 from marketing.models import Campaign, EmailTemplate, Enrollment, Sequence, Step
@@ -51,11 +51,6 @@ MAX_WAIT_DAYS = 365
 MAX_TASK_DUE_DAYS = 365
 # Sequences that accept enrollments: a paused one keeps them waiting; draft and archived take none.
 ENROLLING_STATUSES = (Sequence.Status.ACTIVE, Sequence.Status.PAUSED)
-
-
-def _require(actor: User | None) -> None:
-    if actor is not None and not has_capability(actor, Capability.MANAGE_CAMPAIGNS):
-        raise PermissionDenied
 
 
 # --- Sequences -----------------------------------------------------------------------------------------------
@@ -93,7 +88,7 @@ def _unknown(fields: dict, allowed: frozenset[str]) -> None:
 @transaction.atomic
 def sequence_create(*, organization: Organization, actor: User | None, **fields) -> Sequence:
     """A new sequence, in draft: add its steps, then activate it."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     _unknown(fields, SEQUENCE_FIELDS)
     sequence = Sequence(organization=organization, created_by=actor, **fields)
     _check_sequence(sequence)
@@ -105,7 +100,7 @@ def sequence_create(*, organization: Organization, actor: User | None, **fields)
 def sequence_update(*, sequence: Sequence, actor: User | None, **fields) -> Sequence:
     """Change the name, campaign, enrollment triggers or exit rules. New triggers apply from the next
     enrollment run; customers already enrolled stay enrolled."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     _unknown(fields, SEQUENCE_FIELDS)
     stored = Sequence.objects.select_for_update().get(
         pk=sequence.pk, organization_id=sequence.organization_id
@@ -121,7 +116,7 @@ def sequence_update(*, sequence: Sequence, actor: User | None, **fields) -> Sequ
 def sequence_set_status(*, sequence: Sequence, actor: User | None, status: str) -> Sequence:
     """Activate, pause or archive a sequence. Activating needs at least one step; an archived sequence is
     done for good (its active enrollments exit), so it cannot come back."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     if status not in Sequence.Status.values or status == Sequence.Status.DRAFT:
         raise ValidationError(_("Activate, pause or archive the sequence."))
     stored = Sequence.objects.select_for_update().get(
@@ -149,7 +144,7 @@ def sequence_set_status(*, sequence: Sequence, actor: User | None, status: str) 
 @transaction.atomic
 def sequence_delete(*, sequence: Sequence, actor: User | None) -> None:
     """Delete a sequence that never enrolled anyone (otherwise archive it: the paths stay readable)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     if Enrollment.objects.filter(organization_id=sequence.organization_id, sequence_id=sequence.pk).exists():
         raise ValidationError(_("Customers were enrolled in this sequence: archive it instead."))
     Sequence.objects.filter(organization_id=sequence.organization_id, pk=sequence.pk).delete()
@@ -274,7 +269,7 @@ def _locked_steps(sequence: Sequence) -> list[Step]:
 @transaction.atomic
 def step_create(*, sequence: Sequence, actor: User | None, kind: str, **fields) -> Step:
     """Add a step at the end of the sequence (then move it up as needed)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     _unknown(fields, STEP_FIELDS)
     steps = _locked_steps(sequence)
     step = Step(
@@ -292,7 +287,7 @@ def step_create(*, sequence: Sequence, actor: User | None, kind: str, **fields) 
 @transaction.atomic
 def step_update(*, step: Step, actor: User | None, **fields) -> Step:
     """Change a step's settings (its kind stays: delete it and add another to change what it does)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     _unknown(fields, STEP_FIELDS)
     sequence = Sequence.objects.get(pk=step.sequence_id, organization_id=step.organization_id)
     steps = _locked_steps(sequence)
@@ -327,7 +322,7 @@ def _check_branches(steps: list[Step]) -> None:
 def step_delete(*, step: Step, actor: User | None) -> None:
     """Delete a step; the later ones move up. Branches that jumped to it now jump to the step that takes its
     place (or end the sequence if it was the last); later targets follow their steps."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     sequence = Sequence.objects.get(pk=step.sequence_id, organization_id=step.organization_id)
     steps = _locked_steps(sequence)
     removed = next(s for s in steps if s.pk == step.pk)
@@ -347,7 +342,7 @@ def step_delete(*, step: Step, actor: User | None) -> None:
 def step_move(*, step: Step, actor: User | None, direction: str) -> list[Step]:
     """Move a step one place up or down (the buttons on each card: the keyboard path). Branch targets
     follow the steps they point at; a move that would make a branch jump backwards is refused."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     if direction not in ("up", "down"):
         raise ValidationError(_("Move up or down."))
     sequence = Sequence.objects.get(pk=step.sequence_id, organization_id=step.organization_id)
@@ -401,7 +396,7 @@ def enrollment_create(
     the existing enrollment. None when the customer may not be enrolled (processing restricted, erased or
     anonymized) or the sequence takes no enrollments (draft or archived). The first step runs on the
     engine's next pass (within a minute)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     if source not in Enrollment.Source.values:
         raise ValidationError(_("Unknown enrollment source."))
     if customer.organization_id != sequence.organization_id:
@@ -433,7 +428,7 @@ def enrollments_create(
 ) -> tuple[int, int]:
     """Enroll the picked customers by hand; returns (newly enrolled, skipped: already enrolled, restricted
     or not of this organization)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     ids = list(dict.fromkeys(customer_ids))
     if sequence.status not in ENROLLING_STATUSES:
         raise ValidationError(_("Activate the sequence before enrolling customers."))
@@ -463,7 +458,7 @@ def enrollments_create(
 @transaction.atomic
 def enrollment_remove(*, enrollment: Enrollment, actor: User | None) -> Enrollment:
     """Take a customer out of a sequence by hand (their path so far stays)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     stored = Enrollment.objects.select_for_update().get(
         pk=enrollment.pk, organization_id=enrollment.organization_id
     )

@@ -9,20 +9,15 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crm.models import User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from marketing.models import Suppression
-
-
-def _require(actor: User) -> None:
-    if not has_capability(actor, Capability.SEND_CAMPAIGNS):
-        raise PermissionDenied
 
 
 @transaction.atomic
 def suppression_add(*, actor: User, email: str) -> Suppression:
     """Put an address on the organization's list by hand (reason "manual"): no campaign or sequence
     emails it from now on. The address is stored lower-cased; one already on the list is an error."""
-    _require(actor)
+    require_capability(actor, Capability.SEND_CAMPAIGNS)
     email = (email or "").strip().lower()
     try:
         validate_email(email)
@@ -40,7 +35,7 @@ def suppression_remove(*, actor: User, suppression: Suppression) -> None:
     """Take an address off the list, so campaigns may email it again. This does not opt the customer back
     in: their email opt-in stays as it is, and only they (a form with consent) or staff editing the
     customer can set it again."""
-    _require(actor)
+    require_capability(actor, Capability.SEND_CAMPAIGNS)
     if suppression.organization_id != actor.organization_id:
         raise PermissionDenied
     Suppression.objects.filter(organization_id=actor.organization_id, pk=suppression.pk).delete()

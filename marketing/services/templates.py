@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from crm.models import Organization, User
-from crm.permissions import Capability, has_capability
+from crm.permissions import Capability, require_capability
 from customers.models import Customer
 from marketing import merge
 from marketing.models import EmailTemplate
@@ -27,11 +27,6 @@ logger = logging.getLogger(__name__)
 
 MERGE_PARTS = ("subject", "html_body", "text_body")
 TEST_SUBJECT_PREFIX = "[Test] "
-
-
-def _require(actor: User | None) -> None:
-    if actor is not None and not has_capability(actor, Capability.MANAGE_CAMPAIGNS):
-        raise PermissionDenied
 
 
 def merge_errors(*, subject: str, html_body: str, text_body: str) -> dict[str, list[str]]:
@@ -93,7 +88,7 @@ def email_template_create(
     text_body: str = "",
     description: str = "",
 ) -> EmailTemplate:
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     template = EmailTemplate(
         organization=organization,
         name=name,
@@ -119,7 +114,7 @@ def email_template_update(
     text_body: str = "",
     description: str = "",
 ) -> EmailTemplate:
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     template.name, template.description, template.subject = name, description, subject
     template.html_body, template.text_body = html_body, text_body
     _check(template)
@@ -148,7 +143,7 @@ def _copy_name(template: EmailTemplate) -> str:
 @transaction.atomic
 def email_template_duplicate(*, template: EmailTemplate, actor: User | None) -> EmailTemplate:
     """A new, active copy of `template` under the next free "(copy)" name."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     copy = EmailTemplate(
         organization_id=template.organization_id,
         name=_copy_name(template),
@@ -166,7 +161,7 @@ def email_template_duplicate(*, template: EmailTemplate, actor: User | None) -> 
 def email_template_archive(*, template: EmailTemplate, actor: User | None) -> EmailTemplate:
     """Hide a template from new campaigns and sequences; refused while something scheduled, sending or
     active still needs it (the row is locked first, so two archives and an edit do not interleave)."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     EmailTemplate.objects.select_for_update().filter(
         organization_id=template.organization_id, pk=template.pk
     ).first()
@@ -188,7 +183,7 @@ def email_template_archive(*, template: EmailTemplate, actor: User | None) -> Em
 @transaction.atomic
 def email_template_restore(*, template: EmailTemplate, actor: User | None) -> EmailTemplate:
     """Make an archived template available again."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     if template.is_archived:
         template.is_archived = False
         template.save(update_fields=["is_archived", "updated_at"])
@@ -245,7 +240,7 @@ def email_template_send_test(
 ) -> merge.Rendered:
     """Email the template, rendered for `customer`, to the acting user's own address (subject prefixed
     "[Test]"), once the transaction commits. Works for unsaved edits: it takes the parts, not a row."""
-    _require(actor)
+    require_capability(actor, Capability.MANAGE_CAMPAIGNS)
     errors = merge_errors(subject=subject, html_body=html_body, text_body=text_body)
     if not (subject or "").strip():
         errors.setdefault("subject", []).append(_("A test email needs a subject."))
