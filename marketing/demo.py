@@ -35,6 +35,7 @@ from marketing.models import (
     Suppression,
     Variant,
 )
+from marketing.selectors.audience import mailable_customers
 from sales.models import Opportunity
 
 UNSUBSCRIBE = '<p style="font-size:12px;color:#667085"><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
@@ -176,17 +177,8 @@ def _seed_costs(organization, campaign, channels, total: Decimal, rng, owner) ->
 
 
 def _mailable(organization) -> list[Customer]:
-    return list(
-        Customer.objects.filter(
-            organization_id=organization.pk,
-            email_opt_in=True,
-            processing_restricted=False,
-            status=Customer.Status.ACTIVE,
-        )
-        .exclude(email="")
-        .select_related("assigned_to")
-        .order_by("number")
-    )
+    """Who the pipeline would email (the one definition: marketing.selectors.audience), with their owners."""
+    return list(mailable_customers(organization.pk).select_related("assigned_to").order_by("number"))
 
 
 def _seed_send(organization, campaign, sent_at: datetime.datetime, rng) -> None:
