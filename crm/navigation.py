@@ -39,6 +39,7 @@ def items_for(user, current_path: str = "") -> dict[str, list[dict]]:
         "sales": [],
         "support": [],
         "marketing": [],
+        "privacy": [],
         "settings": [],
     }
     entries = []

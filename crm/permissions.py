@@ -74,6 +74,12 @@ class Capability(StrEnum):
     MANAGE_CAMPAIGNS = "campaigns.manage"  # campaigns, costs, email templates, sequences, lead forms
     SEND_CAMPAIGNS = "campaigns.send"  # launch, pause and resume email sends; suppressions
     VIEW_MARKETING_REPORTS = "marketing_reports.view"  # attribution, ROI, campaign comparison
+    # compliance
+    SUBMIT_PRIVACY_REQUESTS = "privacy.submit"  # log a GDPR/CCPA request a customer made (phone, letter)
+    VIEW_PRIVACY_REQUESTS = "privacy.view"  # the request queue and each request's page
+    PROCESS_PRIVACY_REQUESTS = "privacy.process"  # verify, extend, reject, run exports and erasures
+    VIEW_ACCESS_LOG = "access_log.view"  # who viewed or exported whose personal data
+    MANAGE_PRIVACY_SETTINGS = "privacy_settings.manage"  # retention periods, nightly anonymization
 
 
 _EVERYONE = frozenset(
@@ -92,6 +98,8 @@ _EVERYONE = frozenset(
         Capability.VIEW_ORDERS,
         # ... and their tickets (the customer page shows them); working tickets is for support.
         Capability.VIEW_TICKETS,
+        # Whoever talks to customers may log a privacy request they receive; processing is for admins.
+        Capability.SUBMIT_PRIVACY_REQUESTS,
     }
 )
 _SELLERS = {  # whoever works deals: reps and their managers
@@ -123,7 +131,12 @@ _MARKETERS = {
     Capability.SEND_CAMPAIGNS,
     Capability.VIEW_MARKETING_REPORTS,
 }
-_MANAGERS = _EVERYONE | {Capability.VIEW_USERS, Capability.EXPORT_CUSTOMERS, Capability.MERGE_CUSTOMERS}
+_MANAGERS = _EVERYONE | {
+    Capability.VIEW_USERS,
+    Capability.EXPORT_CUSTOMERS,
+    Capability.MERGE_CUSTOMERS,
+    Capability.VIEW_PRIVACY_REQUESTS,
+}
 _LIST_OWNERS = {  # whoever owns the customer base as a whole: bulk changes, imports, segments
     Capability.BULK_EDIT_CUSTOMERS,
     Capability.IMPORT_CUSTOMERS,

@@ -69,7 +69,9 @@ urlpatterns = [
     path("marketing/", include("marketing.urls")),
     path("m/", include("marketing.urls_tracking")),  # email tracking: open pixel, clicks, unsubscribe
     path("forms/", include("marketing.urls_forms")),  # public lead capture forms (no login)
-    path("anymail/", include("marketing.webhooks")),  # email provider delivery webhooks (shared secret)
+    path("anymail/", include("marketing.webhooks")),
+    path("privacy/", include("compliance.urls")),  # privacy requests, consent, access log, retention
+    path("privacy-request/", include("compliance.urls_public")),  # data subjects' requests (no login)  # email provider delivery webhooks (shared secret)
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin_site.urls),
 ]

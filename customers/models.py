@@ -96,6 +96,10 @@ class Customer(models.Model):
     country = models.CharField(_("country"), max_length=2, blank=True, help_text=_("ISO 3166 code, e.g. US"))
     source = models.CharField(_("source"), max_length=100, blank=True)
     email_opt_in = models.BooleanField(_("email opt-in"), default=False)
+    # The current consent per purpose, mirrored from the latest consent record (compliance.services.consent).
+    profiling_allowed = models.BooleanField(_("profiling allowed"), default=True)
+    sale_allowed = models.BooleanField(_("sale of data allowed"), default=True)
+    sharing_allowed = models.BooleanField(_("sharing of data allowed"), default=True)
     do_not_call = models.BooleanField(_("do not call"), default=False)
     last_contact_date = models.DateTimeField(_("last contact"), null=True, blank=True)
     # Privacy (GDPR/CCPA): processing restriction and the traces of erasure / anonymization.

@@ -1,7 +1,7 @@
 """What the app role may do, granted after every `migrate` (run as the owner role).
 
-Data access on every table and sequence in `public`; on the audit log only SELECT and INSERT (it can never
-rewrite history); nothing at all on partitions (rows are reached through their parent, whose policies
+Data access on every table and sequence in `public`; on the audit and access logs only SELECT and INSERT
+(it can never rewrite history); nothing at all on partitions (rows are reached through their parent, whose policies
 apply) nor on materialized views (they carry no row-level security: the app reads them through a view that
 filters on the tenant setting, e.g. `sales_dashboard`); EXECUTE on the narrow SECURITY DEFINER functions it
 needs.
@@ -16,11 +16,13 @@ from crm.db.owner import app_role_name
 
 logger = logging.getLogger(__name__)
 
-APPEND_ONLY_TABLES = ("crm_audit_log",)
+APPEND_ONLY_TABLES = ("crm_audit_log", "data_access_log")
 APP_FUNCTIONS = (
     "crm_ensure_month_partitions(regclass, integer, integer)",
     "crm_login_user_id(text)",
     "crm_refresh_sales_dashboard()",
+    "crm_audit_redact(text, text[], text[], jsonb)",
+    "crm_drop_month_partition(regclass, date)",
 )
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "sales.apps.SalesConfig",
     "support.apps.SupportConfig",
     "marketing.apps.MarketingConfig",
+    "compliance.apps.ComplianceConfig",
 ]
 
 MIDDLEWARE = [

@@ -244,7 +244,8 @@ def test_partitions_ensure_creates_the_missing_months_once(org_a):
 def test_every_audit_partition_forces_rls_with_the_parents_policies_and_grants_the_app_role_nothing(db):
     services.partitions_ensure(months_ahead=5)
     parent_policies = _policies("crm_audit_log")
-    assert {p[0] for p in parent_policies} == {"tenant_read", "tenant_append"}
+    # tenant_redact: the owner-run crm_audit_redact() (erasure) updates rows of the caller's organization only.
+    assert {p[0] for p in parent_policies} == {"tenant_read", "tenant_append", "tenant_redact"}
     partitions = _partitions()
     assert len(partitions) >= 7
     for name in partitions:

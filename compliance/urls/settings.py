@@ -1,0 +1,3 @@
+"""URLs of the settings area (combined in compliance/urls/__init__.py)."""
+
+urlpatterns: list = []
