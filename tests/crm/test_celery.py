@@ -144,7 +144,8 @@ def test_ensure_partitions_run_by_a_real_worker_creates_the_coming_months(worker
             "(SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) FROM pg_class c WHERE relname = ANY(%s)",
             [list(targets)],
         )
-        assert {row[1:] for row in cursor.fetchall()} == {(True, True, 2)}
+        # The parent's three policies: tenant_read, tenant_append and tenant_redact (compliance erasure).
+        assert {row[1:] for row in cursor.fetchall()} == {(True, True, 3)}
 
 
 @pytest.mark.worker
