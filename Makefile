@@ -21,6 +21,8 @@ CHECK_DEPLOY_ENV := DJANGO_SETTINGS_MODULE=crm.settings.production \
 	DATABASE_URL=postgres://crm_app:example-app-password@db.internal:5432/crm \
 	DATABASE_OWNER_URL=postgres://crm_owner:example-owner-password@db.internal:5432/crm \
 	REDIS_URL=redis://redis.internal:6379/0 \
+	CRM_ENCRYPTION_KEYS=i7f4H1s0WJ8Yl3V6mQz2pK9cR5tB0nD4aE7gX1uL3oM= \
+	CRM_BLIND_INDEX_KEY=example-blind-index-key-0123456789abcdef \
 	ALLOWED_HOSTS=crm.example.com
 
 .PHONY: help install install-python install-node run test bench lint format migrate seed check-rls \

@@ -46,11 +46,22 @@ class Category(StrEnum):
 REDACTED = "[erased]"
 
 
+PSEUDONYM_LABEL = "{label}"  # "Erased customer" / "Anonymized customer"
+PSEUDONYM_NUMBER = "{number}"  # the subject's customer number, "C-000042"
+
+
 @dataclass(frozen=True)
 class PersonalField:
     name: str
     erase: Erase = Erase.REDACT
     category: Category = Category.PERSONAL
+    # Erase.PSEUDONYM of a text field: the stand-in, from PSEUDONYM_LABEL and PSEUDONYM_NUMBER (the number
+    # only where the row points at its customer directly). Email fields ignore it: they become blank, or a
+    # unique `erased-<row id>@erased.invalid` where a unique constraint needs a distinct value.
+    pseudonym: str = "{label} {number}"
+    # The column names a file in storage (the field's own storage for a FileField, else the default one):
+    # erasure deletes the file's content once the transaction commits, and blanks the column.
+    stored_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,12 +84,30 @@ class PersonalData:
     label: str  # the export's section and CSV file name, e.g. "interactions"
     # Text-like fields of this model judged not to be the subject's personal data, each with the reason.
     not_personal: dict[str, str] = field(default_factory=dict)
+    # For a callable `subject`: the same rows for many subjects at once, as one set-based condition (the
+    # nightly anonymization erases hundreds of customers per statement). Without it, the per-subject
+    # conditions are OR-ed.
+    subject_many: Callable[[list[SubjectIdentity]], Q] | None = None
 
     def subject_filter(self, identity: SubjectIdentity) -> Q:
         if callable(self.subject):
             return self.subject(identity)
         lookup = f"{self.subject}__pk" if self.subject else "pk"
         return Q(**{lookup: identity.customer_id})
+
+    def subjects_filter(self, identities: list[SubjectIdentity]) -> Q:
+        """The rows of any of `identities`."""
+        if not identities:
+            return Q(pk__in=[])
+        if callable(self.subject):
+            if self.subject_many is not None:
+                return self.subject_many(identities)
+            combined = Q(pk__in=[])
+            for identity in identities:
+                combined |= self.subject(identity)
+            return combined
+        lookup = f"{self.subject}__pk__in" if self.subject else "pk__in"
+        return Q(**{lookup: [identity.customer_id for identity in identities]})
 
     def field_names(self) -> list[str]:
         return [personal.name for personal in self.fields]
@@ -133,6 +162,50 @@ def not_personal() -> list[NotPersonal]:
 def declaration_for(model: type[models.Model]) -> PersonalData | None:
     collect()
     return _REGISTRY.get(model)
+
+
+def _declared(model: type[models.Model]) -> PersonalData | NotPersonal | None:
+    collect()
+    return _REGISTRY.get(model) or _NOT_PERSONAL.get(model)
+
+
+def undeclared_fields(model_list: Iterable[type[models.Model]]) -> list[str]:
+    """What the registry misses among `model_list`: each concrete model that is declared neither personal nor
+    not personal ("app.Model"), and each text-like field of a declared model that is neither a personal field
+    nor named as not personal with a reason ("app.Model.field"). Empty when everything is covered."""
+    missing: list[str] = []
+    for model in model_list:
+        if model._meta.abstract or model._meta.proxy:
+            continue
+        declaration = _declared(model)
+        if declaration is None:
+            missing.append(model._meta.label)
+            continue
+        if isinstance(declaration, PersonalData):
+            covered = set(declaration.field_names()) | set(declaration.not_personal)
+        else:
+            covered = set(declaration.fields)
+        missing.extend(
+            f"{model._meta.label}.{model_field.name}"
+            for model_field in text_like_fields(model)
+            if model_field.name not in covered
+        )
+    return missing
+
+
+def unknown_fields() -> list[str]:
+    """Declared field names (personal, or not personal with a reason) that are not concrete fields of their
+    model: a renamed or removed field must not leave a declaration that silently covers nothing."""
+    unknown: list[str] = []
+    for declaration in [*personal_data(), *not_personal()]:
+        names = {model_field.name for model_field in declaration.model._meta.concrete_fields}
+        declared = (
+            [*declaration.field_names(), *declaration.not_personal]
+            if isinstance(declaration, PersonalData)
+            else list(declaration.fields)
+        )
+        unknown.extend(f"{declaration.model._meta.label}.{name}" for name in declared if name not in names)
+    return unknown
 
 
 def text_like_fields(model: type[models.Model]) -> Iterable[models.Field]:

@@ -49,6 +49,20 @@ app.conf.beat_schedule = {
     "decide-ab-tests": {"task": "marketing.tasks.decide_due_ab_tests", "schedule": crontab(minute="*/5")},
     "advance-sequences": {"task": "marketing.tasks.advance_sequences", "schedule": 60.0},
     "enroll-sequences": {"task": "marketing.tasks.enroll_sequences", "schedule": crontab(minute="*/10")},
+    # Hourly: exactly once per request and level is enforced by the service; the period only bounds lateness.
+    "privacy-deadlines": {
+        "task": "compliance.tasks.requests.remind_privacy_deadlines",
+        "schedule": crontab(minute=5),
+    },
+    # Plain tasks (not tenant or system tasks): they commit per batch / per partition drop.
+    "anonymize-stale-customers": {
+        "task": "compliance.tasks.maintenance.anonymize_all_organizations",
+        "schedule": crontab(hour=1, minute=30),
+    },
+    "apply-retention": {
+        "task": "compliance.tasks.maintenance.apply_partition_retention",
+        "schedule": crontab(hour=2, minute=20),  # after ensure-partitions (02:00); daily, idempotent
+    },
 }
 
 

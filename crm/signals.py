@@ -8,6 +8,9 @@ from crm import tenancy
 # Sent by crm.services.user_deactivate inside its transaction (kwargs: user, actor), so domain apps can hand
 # the person's open work to others (support re-routes their tickets) without the platform importing them.
 user_deactivated = Signal()
+# Sent by the audit viewer when someone opens an entry (kwargs: request, entry): its old and new values may
+# hold a customer's personal data, so compliance records the view in its access log.
+audit_entry_viewed = Signal()
 
 
 @receiver(user_logged_in, dispatch_uid="crm.activate_tenant_on_login")

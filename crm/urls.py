@@ -71,7 +71,9 @@ urlpatterns = [
     path("forms/", include("marketing.urls_forms")),  # public lead capture forms (no login)
     path("anymail/", include("marketing.webhooks")),
     path("privacy/", include("compliance.urls")),  # privacy requests, consent, access log, retention
-    path("privacy-request/", include("compliance.urls_public")),  # data subjects' requests (no login)  # email provider delivery webhooks (shared secret)
+    path(
+        "privacy-request/", include("compliance.urls_public")
+    ),  # data subjects' requests (no login)  # email provider delivery webhooks (shared secret)
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin_site.urls),
 ]

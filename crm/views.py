@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_tables2 import RequestConfig
 
-from crm import health, search, selectors, services
+from crm import health, search, selectors, services, signals
 from crm.filters import AuditLogFilter, UserFilter
 from crm.forms import (
     LoginForm,
@@ -278,6 +278,7 @@ def audit_entry(request, pk):
         {"field": f, "old": (entry.old_values or {}).get(f), "new": (entry.new_values or {}).get(f)}
         for f in fields
     ]
+    signals.audit_entry_viewed.send(sender=audit_entry, request=request, entry=entry)
     context = {
         "entry": entry,
         "actor": people.get(entry.user_id),

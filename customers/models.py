@@ -16,8 +16,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from uuid6 import uuid7
 
+from crm.encryption import EncryptedDateField, EncryptedTextField
 from crm.models import Organization, User
 from crm.tenancy import TenantManager
+from customers.phones import phone_key
 
 
 class LifecycleStage(models.TextChoices):
@@ -57,8 +59,12 @@ class Customer(models.Model):
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     company_name = models.CharField(_("company"), max_length=200, blank=True)
     email = models.EmailField(_("email"), max_length=254, blank=True)
-    phone = models.CharField(_("phone"), max_length=40, blank=True)
-    date_of_birth = models.DateField(_("date of birth"), null=True, blank=True)
+    # Encrypted at rest (crm/encryption.py, docs/security.md); phone_hash is the keyed hash search and
+    # duplicate detection find a number by, kept on every save.
+    phone = EncryptedTextField(_("phone"), max_length=40, blank=True, blind_index=("phone_hash", phone_key))
+    # NULL, not '', without a number: the equality joins of duplicate detection must never pair two blanks.
+    phone_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+    date_of_birth = EncryptedDateField(_("date of birth"), null=True, blank=True)
     education_level = models.CharField(
         _("education"), max_length=20, choices=EducationLevel.choices, blank=True
     )
@@ -89,10 +95,11 @@ class Customer(models.Model):
     tags = ArrayField(models.CharField(max_length=50), verbose_name=_("tags"), default=list, blank=True)
     vip_status = models.BooleanField(_("VIP"), default=False)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    street = models.CharField(_("street"), max_length=200, blank=True)
+    street = EncryptedTextField(_("street"), max_length=200, blank=True)
+    # City and state stay plaintext: segments filter on them, CCPA applicability reads the state.
     city = models.CharField(_("city"), max_length=100, blank=True)
     state = models.CharField(_("state / region"), max_length=100, blank=True)
-    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
+    postal_code = EncryptedTextField(_("postal code"), max_length=20, blank=True)
     country = models.CharField(_("country"), max_length=2, blank=True, help_text=_("ISO 3166 code, e.g. US"))
     source = models.CharField(_("source"), max_length=100, blank=True)
     email_opt_in = models.BooleanField(_("email opt-in"), default=False)
@@ -127,6 +134,11 @@ class Customer(models.Model):
                 condition=~models.Q(email=""),
             ),
             models.CheckConstraint(condition=models.Q(lead_score__lte=100), name="customers_lead_score_ck"),
+            # A blanked phone (erasure, an edit) cannot leave its hash behind to be matched.
+            models.CheckConstraint(
+                condition=~models.Q(phone="") | models.Q(phone_hash__isnull=True),
+                name="customers_phone_hash_ck",
+            ),
         ]
         indexes = [
             models.Index(fields=["organization", "-created_at", "-id"], name="customers_org_created_idx"),
@@ -139,6 +151,7 @@ class Customer(models.Model):
                 fields=["organization", "assigned_to", "-last_contact_date"], name="customers_org_owner_idx"
             ),
             GinIndex(fields=["tags"], name="customers_tags_idx"),
+            models.Index(fields=["organization", "phone_hash"], name="customers_org_phone_hash_idx"),
             GinIndex(
                 OpClass(
                     models.functions.Concat(
@@ -149,8 +162,6 @@ class Customer(models.Model):
                         "email",
                         models.Value(" "),
                         "company_name",
-                        models.Value(" "),
-                        "phone",
                         output_field=models.TextField(),
                     ),
                     name="gin_trgm_ops",
@@ -161,6 +172,12 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def save(self, *args, update_fields=None, **kwargs):
+        # The phone's keyed hash is written with the phone (EncryptedTextField.pre_save computes it).
+        if update_fields is not None and "phone" in update_fields:
+            update_fields = {*update_fields, "phone_hash"}
+        super().save(*args, update_fields=update_fields, **kwargs)
 
     @property
     def display_name(self) -> str:

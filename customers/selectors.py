@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.contrib.postgres.search import TrigramWordSimilarity
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet, TextField, Value
+from django.db.models import BooleanField, Case, FloatField, Q, QuerySet, TextField, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 from django.shortcuts import get_object_or_404
@@ -20,6 +20,7 @@ from crm.models import User
 from crm.search import SearchResult
 from customers import panels
 from customers.models import Customer, Interaction, LifecycleChange, Segment, SegmentMember
+from customers.phones import query_phone_hash
 
 WORD_SIMILARITY = "0.45"
 # A trigram held by this many customers or more is "common": the search's candidate step leaves it out.
@@ -27,7 +28,8 @@ COMMON_TERM = 10_000
 LIST_CAP = 1000  # the list says "1,000+" rather than counting a large table to the end
 
 # The same expression as the GIN trigram index customers_search_trgm_idx (which serves the owner role only,
-# see search()) and as the search terms of migration 0005.
+# see search()) and as the search terms of migrations 0005/0009. The phone is not in it: it is encrypted at
+# rest, and a query that is a phone number is looked up by its keyed hash instead (customers.phones).
 SEARCH_TEXT = Concat(
     "first_name",
     Value(" "),
@@ -36,8 +38,6 @@ SEARCH_TEXT = Concat(
     "email",
     Value(" "),
     "company_name",
-    Value(" "),
-    "phone",
     output_field=TextField(),
 )
 
@@ -104,10 +104,15 @@ def search(queryset: QuerySet[Customer], query: str, *, organization_id) -> Quer
     ones, and the candidates are the customers holding that many rare trigrams. Exact, never a lost match.
     When that bound is 0 (a query of common trigrams only, or of one- or two-letter words) the candidate
     step could not narrow anything and the rows are filtered as before. The precise conditions and the
-    similarity are then computed on the candidates only."""
+    similarity are then computed on the candidates only.
+
+    A query that is a phone number ("+1 555 010 2000", "(555) 010-2000 x12") also finds the customers with
+    that number through `phone_hash` (equality on an indexed column, leakproof too): the same comparison as
+    duplicate detection, the last ten digits without an extension. Those rank first (similarity 1)."""
     query = query.strip()[:100]
     if not query:
         return queryset
+    by_phone = query_phone_hash(query)
     # pg_trgm's default word-similarity threshold (0.6) misses ordinary typos ("Jonathon Smithrs" scores
     # 0.57 against "Jonathan Smithers"); 0.45 catches them while unrelated names score near 0. Transaction-
     # local, like every setting here, so it never leaks into another request. The same round trip returns
@@ -124,10 +129,11 @@ def search(queryset: QuerySet[Customer], query: str, *, organization_id) -> Quer
         held = dict(cursor.fetchone()[1])
     rare = sorted(t for t, n in held.items() if n < COMMON_TERM)
     need = _candidate_threshold(list(held)) - (len(held) - len(rare))
+    matches = Q(search_text__icontains=query) | Q(search_text__trigram_word_similar=query)
     if need > 0:
         # An array of ids, computed once (an InitPlan), so the customers are then fetched through their
         # primary key (`= ANY`, leakproof) rather than by filtering the organization's rows.
-        queryset = queryset.filter(
+        matches &= Q(
             RawSQL(
                 '"customers"."id" = ANY(ARRAY(SELECT customer_id FROM customer_search_terms'
                 " WHERE organization_id = %s AND term = ANY(%s::text[])"
@@ -136,11 +142,13 @@ def search(queryset: QuerySet[Customer], query: str, *, organization_id) -> Quer
                 output_field=BooleanField(),
             )
         )
-    return (
-        queryset.alias(search_text=SEARCH_TEXT)
-        .filter(Q(search_text__icontains=query) | Q(search_text__trigram_word_similar=query))
-        .annotate(similarity=TrigramWordSimilarity(query, SEARCH_TEXT))
-    )
+    similarity = TrigramWordSimilarity(query, SEARCH_TEXT)
+    if by_phone is not None:
+        matches |= Q(phone_hash=by_phone)
+        similarity = Case(
+            When(phone_hash=by_phone, then=Value(1.0)), default=similarity, output_field=FloatField()
+        )
+    return queryset.alias(search_text=SEARCH_TEXT).filter(matches).annotate(similarity=similarity)
 
 
 def capped_count(queryset: QuerySet, cap: int = LIST_CAP) -> tuple[int, bool]:

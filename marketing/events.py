@@ -24,6 +24,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from compliance.models import ConsentPurpose, ConsentSource
+from compliance.services.consent import consent_record
 from customers.models import Channel, Customer, InteractionType
 from customers.services.customers import interaction_log
 from marketing import merge
@@ -98,10 +100,21 @@ def _suppress(send: EmailSend, reason: str, when: datetime.datetime) -> None:
     )
 
 
-def _opt_out(send: EmailSend) -> None:
-    Customer.objects.filter(
-        organization_id=send.organization_id, pk=send.customer_id, email_opt_in=True
-    ).update(email_opt_in=False, updated_at=timezone.now())
+def _opt_out(send: EmailSend, *, first: bool, proof: str) -> None:
+    """Withdraw the customer's email marketing consent, as a consent record (compliance.services.consent)
+    with the campaign as proof: the first time through this email, or whenever they are still opted in
+    (a repeated click on an already-withdrawn consent adds nothing). An erased customer has none to withdraw."""
+    customer = _customer(send)
+    if customer.erased_at or customer.anonymized_at or not (first or customer.email_opt_in):
+        return
+    campaign = Campaign.objects.filter(organization_id=send.organization_id, pk=send.campaign_id).first()
+    consent_record(
+        customer=customer,
+        purpose=ConsentPurpose.EMAIL_MARKETING,
+        granted=False,
+        source=ConsentSource.UNSUBSCRIBE,
+        proof=(proof % {"campaign": campaign.name if campaign else "-"})[:500],
+    )
 
 
 def template_links(send: EmailSend) -> list[str]:
@@ -183,7 +196,8 @@ def record_unsubscribe(*, send: EmailSend, when: datetime.datetime | None = None
     Returns True the first time."""
     when = when or timezone.now()
     _suppress(send, Suppression.Reason.UNSUBSCRIBED, when)
-    _opt_out(send)
+    first = _claim(send, "unsubscribed_at", when)
+    _opt_out(send, first=first, proof=gettext("unsubscribe link in “%(campaign)s”"))
     Enrollment.objects.filter(
         organization_id=send.organization_id,
         customer_id=send.customer_id,
@@ -195,7 +209,6 @@ def record_unsubscribe(*, send: EmailSend, when: datetime.datetime | None = None
         finished_at=when,
         next_run_at=None,
     )
-    first = _claim(send, "unsubscribed_at", when)
     if first:
         _count(send, "unsubscribed_count")
         _log(send, InteractionType.NOTE, when, outcome=gettext(UNSUBSCRIBE_OUTCOME))
@@ -238,7 +251,7 @@ def record_complaint(*, send: EmailSend, when: datetime.datetime | None = None) 
     if first:
         _count(send, "complained_count")
     _suppress(send, Suppression.Reason.COMPLAINED, when)
-    _opt_out(send)
+    _opt_out(send, first=first, proof=gettext("spam complaint about “%(campaign)s”"))
     return first
 
 

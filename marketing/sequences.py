@@ -18,7 +18,9 @@ waits on a fake clock.
 Exit rules (checked before any step runs, in this order):
 - restricted: the customer's processing is restricted, or they were erased or anonymized (always);
 - unsubscribed (if the sequence exits on unsubscribe): the customer's address is on the suppression list,
-  or their email opt-in is off;
+  or they do not consent to email marketing (withdrawn or never given).
+Both come from the one consent rule (compliance.selectors.consent); whatever the exits, a step's email goes
+only to a customer `mailable_customers` still lists, so an objecting customer never gets one.
 - converted (if it exits on conversion): an opportunity of the customer was won after the enrollment
   (status won, reaching its won stage after `enrolled_at`);
 - replied (if it exits on reply): an inbound email from the customer after the enrollment, i.e. an
@@ -39,6 +41,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from uuid6 import uuid7
 
+from compliance.models import ConsentPurpose
+from compliance.selectors.consent import consent_sql, eligible_sql
 from crm.models import User
 from customers.models import Customer, LifecycleStage
 from marketing.models import EmailSend, Enrollment, Step, StepRun
@@ -70,11 +74,11 @@ WHERE e.status = 'active' AND e.next_run_at <= %(now)s AND s.status = 'active'
 """
 
 # Per enrollment: the first exit that applies (NULL: none). One query for the whole batch.
-_EXITS_SQL = """
+_EXITS_SQL = f"""
 SELECT e.id,
   CASE
-    WHEN c.processing_restricted OR c.erased_at IS NOT NULL OR c.anonymized_at IS NOT NULL THEN 'restricted'
-    WHEN s.exit_on_unsubscribe AND (NOT c.email_opt_in OR EXISTS (
+    WHEN NOT {eligible_sql("c")} THEN 'restricted'
+    WHEN s.exit_on_unsubscribe AND (NOT {consent_sql(ConsentPurpose.EMAIL_MARKETING, "c")} OR EXISTS (
         SELECT 1 FROM email_suppressions x
         WHERE x.organization_id = e.organization_id AND c.email <> '' AND x.email = lower(c.email)))
       THEN 'unsubscribed'

@@ -17,7 +17,8 @@ timeline (a form-submission interaction with a sentiment).
 Sending. CSAT: `survey_send_for_ticket` (called by the ticket services once a resolution commits) creates at
 most one survey per ticket (the partial unique constraint `support_surveys_one_csat_per_ticket`; a reopened
 and re-resolved ticket is not surveyed twice). NPS: `nps_surveys_send` (weekly beat) picks a capped batch of
-active customers who opted in to email, are not processing-restricted, and had no NPS survey in the last
+active customers who consent to email marketing (compliance.selectors.consent: a relationship survey sent
+in bulk is treated as marketing mail), are not processing-restricted, and had no NPS survey in the last
 `NPS_INTERVAL_DAYS`, set-based in one `INSERT ... SELECT`, serialized per organization by an advisory lock.
 Emails go out through Django's email backend after the transaction that created the survey commits.
 """
@@ -40,6 +41,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from compliance.models import ConsentPurpose
+from compliance.selectors.consent import consent_sql, may_process
 from crm.models import Organization
 from crm.tenancy import tenant_context
 from customers.models import Customer, LifecycleStage
@@ -113,12 +116,9 @@ def sentiment_for(kind: str, score: int) -> str:
 
 
 def _reachable(customer: Customer) -> bool:
-    return bool(
-        customer.email
-        and not customer.erased_at
-        and not customer.anonymized_at
-        and not customer.processing_restricted
-    )
+    # A CSAT survey is service mail about the customer's own ticket, not marketing: it needs no email
+    # marketing consent, but never goes to a restricted, erased or anonymized customer.
+    return bool(customer.email) and may_process(customer)
 
 
 # --- Sending ------------------------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def _email_on_commit(survey: Survey) -> None:
     )
 
 
-NPS_INSERT_SQL = """
+NPS_INSERT_SQL = f"""
 INSERT INTO support_surveys
     (id, organization_id, kind, customer_id, ticket_id, agent_id, category, sent_at, expires_at, comment)
 SELECT gen_random_uuid(), c.organization_id, 'nps', c.id, NULL, last.assigned_to_id, coalesce(last.category, ''),
@@ -194,8 +194,7 @@ LEFT JOIN LATERAL (
     ORDER BY t.resolved_at DESC, t.id DESC LIMIT 1
 ) last ON true
 WHERE c.organization_id = %(org)s AND c.status = 'active' AND c.lifecycle_stage = ANY(%(stages)s)
-  AND c.email_opt_in AND NOT c.processing_restricted AND c.email <> ''
-  AND c.erased_at IS NULL AND c.anonymized_at IS NULL
+  AND {consent_sql(ConsentPurpose.EMAIL_MARKETING, "c")} AND c.email <> ''
   AND NOT EXISTS (
       SELECT 1 FROM support_surveys s
       WHERE s.organization_id = c.organization_id AND s.customer_id = c.id AND s.kind = 'nps'

@@ -1,3 +1,9 @@
 """URLs of the settings area (combined in compliance/urls/__init__.py)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from compliance.views import settings
+
+urlpatterns = [
+    path("settings/", settings.privacy_settings, name="settings"),
+]

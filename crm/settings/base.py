@@ -215,6 +215,10 @@ ANYMAIL = {
 CRM_BASE_URL = env("CRM_BASE_URL", default="http://localhost:8000").rstrip("/")
 # Where customers' answers to support emails go (the inbound address that feeds `ingest_email`).
 SUPPORT_REPLY_TO = env("SUPPORT_REPLY_TO", default="")
+# PII encryption at rest (crm/encryption.py, docs/security.md): Fernet keys, the first encrypts and all
+# decrypt; and the key of the phone number's keyed hash. Unset (dev, test): both derived from SECRET_KEY.
+CRM_ENCRYPTION_KEYS = env.list("CRM_ENCRYPTION_KEYS", default=[])
+CRM_BLIND_INDEX_KEY = env("CRM_BLIND_INDEX_KEY", default="")
 
 # --- Celery -------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
@@ -245,6 +249,8 @@ CRM_IMPORT_MAX_ROWS = env.int("CRM_IMPORT_MAX_ROWS", default=100_000)
 # token bucket in Redis), and how many emails one chunk task claims and sends (marketing/sending.py).
 MARKETING_SEND_RATE = env.float("MARKETING_SEND_RATE", default=20.0)
 MARKETING_SEND_CHUNK = env.int("MARKETING_SEND_CHUNK", default=100)
+# Privacy: days a GDPR / CCPA export's signed download link works (compliance/exporting.py).
+PRIVACY_EXPORT_LINK_DAYS = env.int("PRIVACY_EXPORT_LINK_DAYS", default=7)
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,14 @@ from crm.settings import envfile
 
 envfile.load()
 
-_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
+_REQUIRED = (
+    "DJANGO_SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CRM_ENCRYPTION_KEYS",
+    "CRM_BLIND_INDEX_KEY",
+)
 _missing = [name for name in _REQUIRED if not os.environ.get(name)]
 if _missing:
     raise ImproperlyConfigured(

@@ -8,7 +8,9 @@ Three signals, each a join of the organization's customers with themselves that 
   kept because those rows exist and are the most certain duplicates of all. A hash join on the key.
 - **phone**: the same number once everything but digits is dropped (and an extension such as "x12"), with
   at least 7 digits, compared on the last 10 digits so a country code or trunk prefix does not hide a match
-  ("+1 (555) 010-2000" and "555 010 2000"). A hash join on the key.
+  ("+1 (555) 010-2000" and "555 010 2000"). Phones are encrypted at rest, so the comparison is of their
+  keyed hashes (`phone_hash`, computed from that key in Python on every save: customers.phones). A hash
+  join on it.
 - **name + company**: trigram similarity (pg_trgm `similarity()`) of "first last" of at least 0.6, and the
   companies equal ignoring case, or similar (at least 0.6), or both empty. Candidates come from an equality
   join on each name's rarest trigrams (the prefix filter, see `SIGNALS_SQL`), and only they are compared.
@@ -39,14 +41,13 @@ from django.utils.translation import gettext as _
 
 from crm.pagination import KeysetPage
 from customers.models import Customer
+from customers.phones import PHONE_KEY_DIGITS, PHONE_MIN_DIGITS  # noqa: F401 (the rule's numbers, re-exported)
 
 EMAIL_WEIGHT = 0.9
 PHONE_WEIGHT = 0.7
 NAME_WEIGHT = 0.8
 NAME_THRESHOLD = 0.6
 COMPANY_THRESHOLD = 0.6
-PHONE_MIN_DIGITS = 7
-PHONE_KEY_DIGITS = 10
 PER_PAGE = 25
 
 _CURSOR_SALT = "customers.duplicates.cursor"
@@ -54,12 +55,7 @@ _CURSOR_SALT = "customers.duplicates.cursor"
 # SQL fragments of the rules, `{t}` being a table alias of `customers`. No user input goes into them.
 _LIVE = "{t}.erased_at IS NULL AND {t}.anonymized_at IS NULL"
 _EMAIL_KEY = r"NULLIF(lower(btrim({t}.email, E' \t.')), '')"
-_PHONE_DIGITS = (
-    r"regexp_replace(regexp_replace({t}.phone, '\s*(x|ext\.?|extension)\s*\d+\s*$', '', 'i'), '\D', '', 'g')"
-)
-_PHONE_KEY = (
-    f"CASE WHEN length({_PHONE_DIGITS}) >= %(phone_min)s THEN right({_PHONE_DIGITS}, %(phone_key)s) END"
-)
+_PHONE_KEY = "{t}.phone_hash"  # NULL when the customer has no phone number (customers.phones.phone_key)
 _FULL_NAME = "({t}.first_name || ' ' || {t}.last_name)"
 # Company similarity: NULL when both are empty, 1 when equal ignoring case, else the trigram similarity.
 _COMPANY_SIM = (
@@ -175,8 +171,6 @@ FROM (
 """
 
 RULE_PARAMS = {
-    "phone_min": PHONE_MIN_DIGITS,
-    "phone_key": PHONE_KEY_DIGITS,
     "name_min": NAME_THRESHOLD,
     "company_min": COMPANY_THRESHOLD,
     "w_email": EMAIL_WEIGHT,

@@ -17,6 +17,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm.encryption import encrypt
 from customers.models import (
     Channel,
     Customer,
@@ -28,6 +29,7 @@ from customers.models import (
     LifecycleStage,
     Sentiment,
 )
+from customers.phones import phone_hash
 
 PARTITION_MONTHS_BACK = 36  # the oldest month crm_ensure_month_partitions() can create (its own limit)
 
@@ -184,12 +186,22 @@ def interaction_date_parser(time_zone: datetime.tzinfo, earliest: datetime.datet
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A staging column computed from another column's cell (the trimmed, non-empty text as in the file)."""
+
+    staging: str
+    sql_type: str
+    compute: Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
 class Column:
     name: str  # the CSV header, as the issue names it
     staging: str  # the staging table column
     sql_type: str
     parse: Parser | None = None  # None: built per run (needs the organization's time zone)
     required_cell: bool = False  # an empty cell is an error
+    derived: tuple[Derived, ...] = ()  # more staging columns computed from the same cell
 
     def help_text(self) -> str:
         return str(COLUMN_HELP.get(self.name, ""))
@@ -217,28 +229,49 @@ def _customer_text(name: str) -> Column:
     return Column(name, name, "text", _text(_max_length(Customer, name)))
 
 
+def _encrypted(parse: Parser) -> Parser:
+    """The cell checked by `parse`, then encrypted (crm/encryption.py): the staging table, and so the
+    database, only ever holds the token."""
+
+    def parse_and_encrypt(value: str) -> str:
+        return encrypt(parse(value))
+
+    return parse_and_encrypt
+
+
+def _encrypted_text(name: str) -> Column:
+    return Column(name, name, "text", _encrypted(_text(_max_length(Customer, name))))
+
+
 CUSTOMERS = Format(
     kind=ImportJob.Kind.CUSTOMERS,
     columns=(
         _customer_text("first_name"),
         _customer_text("last_name"),
         Column("email", "email", "text", _email),
-        _customer_text("phone"),
+        Column(
+            "phone",
+            "phone",
+            "text",
+            _encrypted(_text(_max_length(Customer, "phone"))),
+            derived=(Derived("phone_hash", "text", phone_hash),),
+        ),
         _customer_text("company_name"),
         _customer_text("job_title"),
         Column("education_level", "education_level", "text", _choice(EducationLevel.choices)),
-        Column("date_of_birth", "date_of_birth", "date", _date_of_birth),
+        Column("date_of_birth", "date_of_birth", "text", _encrypted(_date_of_birth)),
         Column("annual_revenue", "annual_revenue", "numeric(16,2)", _revenue),
         Column("customer_type", "customer_type", "text", _choice(CustomerType.choices)),
         Column("lifecycle_stage", "lifecycle_stage", "text", _choice(LifecycleStage.choices)),
         Column("tags", "tags", "text[]", _tags),
         Column("vip_status", "vip_status", "boolean", _boolean),
-        _customer_text("street"),
+        _encrypted_text("street"),
         _customer_text("city"),
         _customer_text("state"),
-        _customer_text("postal_code"),
+        _encrypted_text("postal_code"),
         Column("country", "country", "text", _country),
         _customer_text("source"),
+        Column("email_opt_in", "email_opt_in", "boolean", _boolean),
     ),
     required_columns=frozenset({"first_name", "last_name", "email"}),
 )
@@ -274,6 +307,7 @@ COLUMN_HELP = {
     "lifecycle_stage": ", ".join(LifecycleStage.values),
     "tags": _("Separated by semicolons: vip;newsletter"),
     "vip_status": "true / false, yes / no, 1 / 0",
+    "email_opt_in": _("true / false: consent to marketing email, recorded with the file and line as proof"),
     "country": _("Two letters (ISO 3166), e.g. US"),
     "customer_email": _("Email of an existing customer"),
     "interaction_date": _(

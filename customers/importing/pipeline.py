@@ -64,10 +64,12 @@ def _staging_table() -> str:
 def _create_staging(cursor, table: str, fmt: Format) -> list[str]:
     """A TEMP table (private to this connection, gone at commit) with a column per format column, plus the
     row's line, the new row's id, and the id of the customer it matches (filled in SQL)."""
-    columns = ["line", "id", *(c.staging for c in fmt.columns)]
+    derived = [d for c in fmt.columns for d in c.derived]
+    columns = ["line", "id", *(c.staging for c in fmt.columns), *(d.staging for d in derived)]
     definition = ", ".join(
         ["line integer NOT NULL", "id uuid NOT NULL"]
         + [f"{c.staging} {c.sql_type}" for c in fmt.columns]
+        + [f"{d.staging} {d.sql_type}" for d in derived]
         + ["customer_id uuid", "restricted boolean NOT NULL DEFAULT false"]
     )
     cursor.execute(f"CREATE TEMP TABLE {table} ({definition}) ON COMMIT DROP")
@@ -89,11 +91,13 @@ def _validate_and_stage(
     """Second pass: validate each row; COPY the valid ones into the staging table. Returns rows processed."""
     width = len(names)
     slots = {name: position for position, name in enumerate(columns)}
-    # (cell index in the file, slot in the staged row, column name, parser, empty cell is an error)
+    # (cell index in the file, slot in the staged row, column name, parser, empty cell is an error,
+    # [(slot, compute)] of the staging columns derived from the cell)
     plan = []
     for index, name in enumerate(names):
         column = fmt.column(name)
-        plan.append((index, slots[column.staging], name, parsers[name], column.required_cell))
+        derived = [(slots[d.staging], d.compute) for d in column.derived]
+        plan.append((index, slots[column.staging], name, parsers[name], column.required_cell, derived))
     row_check = _customer_row_check(names) if fmt is CUSTOMERS else None
     processed = 0
     ids = _TimeOrderedIds()
@@ -116,7 +120,7 @@ def _validate_and_stage(
             staged[0] = line
             staged[1] = ids.next()
             valid = True
-            for index, slot, name, parse, required in plan:
+            for index, slot, name, parse, required, derived in plan:
                 value = cells[index].strip()
                 if not value:
                     if required:
@@ -132,6 +136,9 @@ def _validate_and_stage(
                 except CellError as error:
                     errors.add(line, name, str(error))
                     valid = False
+                    continue
+                for derived_slot, compute in derived:
+                    staged[derived_slot] = compute(value)
             if valid and row_check is not None and not row_check(staged, slots):
                 errors.add(line, "email", _("A customer needs at least a name, a company or an email."))
                 valid = False
@@ -163,6 +170,7 @@ def run_import(
     progress: Progress | None = None,
     progress_every: int = PROGRESS_EVERY,
     side: SideConnection | None = None,
+    file_label: str = "",
 ) -> ImportOutcome:
     """Validate and apply a CSV file, all or nothing, in the current transaction (tenant context needed).
 
@@ -226,7 +234,7 @@ def run_import(
                     if fmt is CUSTOMERS:
                         outcome.created, outcome.updated, outcome.skipped = upsert.apply_customers(
                             cursor, table, organization_id=organization.pk, actor_id=actor_id, policy=policy,
-                            staged=outcome.processed_rows,
+                            staged=outcome.processed_rows, file_label=file_label,
                         )  # fmt: skip
                     else:
                         outcome.created, outcome.updated = upsert.apply_interactions(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from django.utils.translation import gettext as _
 from psycopg import errors as pg_errors
 
+from compliance.models import ConsentPurpose, ConsentSource
 from crm.db.numbering import allocate_numbers
 from customers.importing.results import ErrorList
 from customers.importing.side import SideConnection
@@ -64,10 +65,26 @@ _CUSTOMER_TEXT = (
 )  # fmt: skip
 
 
+# Email consent the file states: one consent record per customer whose opt-in the file changes (a new customer
+# opted in; with the "update" policy, an existing, unrestricted one switched), with the file and line as proof.
+# Run after the new customers exist and before existing ones are updated (it compares with their old value).
+_CONSENT_SQL = """
+INSERT INTO consent_records
+    (id, organization_id, customer_id, purpose, granted, source, proof, ip_address, recorded_at, recorded_by_id)
+SELECT gen_random_uuid(), %(org)s, coalesce(s.customer_id, s.id), %(purpose)s, s.email_opt_in, %(source)s,
+       left(replace(%(proof)s, '{{line}}', s.line::text), 500), NULL, now(), %(actor)s
+FROM {table} AS s LEFT JOIN customers AS c ON c.organization_id = %(org)s AND c.id = s.customer_id
+WHERE s.email_opt_in IS NOT NULL
+  AND ((s.customer_id IS NULL AND s.email_opt_in)
+       OR (%(update)s AND s.customer_id IS NOT NULL AND NOT s.restricted AND c.email_opt_in <> s.email_opt_in))
+"""
+
+
 def apply_customers(
-    cursor, table: str, *, organization_id, actor_id, policy: str, staged: int
+    cursor, table: str, *, organization_id, actor_id, policy: str, staged: int, file_label: str = ""
 ) -> tuple[int, int, int]:
-    """Set-based upsert from the staging table; returns (created, updated, skipped)."""
+    """Set-based upsert from the staging table; returns (created, updated, skipped). `file_label` (the
+    uploaded file's name) goes into the proof of the consent records the file's email_opt_in column makes."""
     # The numbering lock first (held until commit), so no customer can be created between matching emails
     # and inserting: a concurrent customer_create() waits for this import, then sees its rows.
     first_number = allocate_numbers("customers", organization_id, staged)
@@ -78,14 +95,18 @@ def apply_customers(
     )
     reason = _("Imported")
     texts = ", ".join(f"coalesce(s.{name}, '')" for name in _CUSTOMER_TEXT)
+    # phone, street, postal_code and date_of_birth arrive encrypted, with the phone's keyed hash beside it
+    # (customers.importing.formats): this SQL moves tokens, never plaintext.
     cursor.execute(
-        f"INSERT INTO customers (id, organization_id, number, email, {', '.join(_CUSTOMER_TEXT)},"
+        f"INSERT INTO customers (id, organization_id, number, email, {', '.join(_CUSTOMER_TEXT)}, phone_hash,"
         " date_of_birth, annual_revenue, customer_type, lifecycle_stage, tags, vip_status, lead_score,"
-        " engagement_score, health_score, status, email_opt_in, do_not_call, processing_restricted,"
+        " engagement_score, health_score, status, email_opt_in, profiling_allowed, sale_allowed, sharing_allowed,"
+        " do_not_call, processing_restricted,"
         " restriction_reason, created_by_id, created_at, updated_at) "
         f"SELECT s.id, %s, %s - 1 + row_number() OVER (ORDER BY s.line), coalesce(s.email, ''), {texts},"
-        " s.date_of_birth, s.annual_revenue, coalesce(s.customer_type, %s), coalesce(s.lifecycle_stage, %s),"
-        " crm_sorted_unique(coalesce(s.tags, '{}')), coalesce(s.vip_status, false), 0, 0, 0, %s, false,"
+        " s.phone_hash, s.date_of_birth, s.annual_revenue, coalesce(s.customer_type, %s), coalesce(s.lifecycle_stage, %s),"
+        " crm_sorted_unique(coalesce(s.tags, '{}')), coalesce(s.vip_status, false), 0, 0, 0, %s,"
+        " coalesce(s.email_opt_in, false), true, true, true,"
         " false, false, '', %s, now(), now() "
         f"FROM {table} AS s WHERE s.customer_id IS NULL ORDER BY s.line",
         [
@@ -105,6 +126,18 @@ def apply_customers(
         f"SELECT gen_random_uuid(), %s, s.id, '', coalesce(s.lifecycle_stage, %s), now(), %s, %s "
         f"FROM {table} AS s WHERE s.customer_id IS NULL",
         [organization_id, LifecycleStage.LEAD, actor_id, reason],
+    )
+    cursor.execute(
+        _CONSENT_SQL.format(table=table),
+        {
+            "org": organization_id,
+            "purpose": ConsentPurpose.EMAIL_MARKETING,
+            "source": ConsentSource.IMPORT,
+            "proof": _("import %(file)s, line %(line)s")
+            % {"file": file_label or _("file"), "line": "{line}"},
+            "actor": actor_id,
+            "update": policy == ImportJob.Policy.UPDATE,
+        },
     )
     cursor.execute(f"SELECT count(*) FROM {table} WHERE customer_id IS NOT NULL")
     (matched,) = cursor.fetchone()
@@ -127,7 +160,9 @@ def apply_customers(
     )  # fmt: skip
     cursor.execute(
         f"UPDATE customers AS c SET {assignments},"
-        " tags = CASE WHEN s.tags IS NULL THEN c.tags ELSE crm_sorted_unique(s.tags) END, updated_at = now() "
+        " tags = CASE WHEN s.tags IS NULL THEN c.tags ELSE crm_sorted_unique(s.tags) END,"
+        " phone_hash = CASE WHEN s.phone IS NULL THEN c.phone_hash ELSE s.phone_hash END,"
+        " email_opt_in = coalesce(s.email_opt_in, c.email_opt_in), updated_at = now() "
         f"FROM {table} AS s WHERE c.organization_id = %s AND c.id = s.customer_id AND NOT s.restricted",
         [organization_id],
     )

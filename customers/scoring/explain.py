@@ -44,7 +44,7 @@ from customers.scoring.definition import (
 )
 
 
-def _age(born: datetime.date, today: datetime.date) -> int:
+def age_on(born: datetime.date, today: datetime.date) -> int:
     """Whole years, as PostgreSQL's EXTRACT(YEAR FROM AGE(today, born))."""
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
@@ -206,7 +206,7 @@ def explain(customer, *, now: datetime.datetime | None = None) -> dict:
 
     # Lead score: the design document's four parts.
     demographic = w.demographic_other_points
-    if customer.date_of_birth and w.age_min <= _age(customer.date_of_birth, clock.today) <= w.age_max:
+    if customer.date_of_birth and w.age_min <= age_on(customer.date_of_birth, clock.today) <= w.age_max:
         demographic = w.age_points
     elif customer.education_level in EDUCATION_LEVELS:
         demographic = w.education_points

@@ -6,8 +6,9 @@ top-level rules the customer satisfies). Every negative operator is the exact co
 (`neq` = not `eq`, `not_in` = not `in`, `has_none` = not `has_any`, `not_within_last_days` = not
 `within_last_days`), so an empty value (no revenue, never contacted) counts as "not equal" / "not within".
 
-Customers whose processing is restricted (GDPR art. 18) or who were erased are never members of a dynamic
-segment, whatever the rules say: the privacy area relies on this.
+Customers who may not be profiled (compliance.selectors.consent: processing restricted (GDPR art. 18),
+erased, anonymized, or objecting to profiling) are never members of a dynamic segment, whatever the rules
+say: the privacy area relies on this.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from compliance.models import ConsentPurpose
+from compliance.selectors.consent import consent_q
 from customers.models import Customer, Interaction
 from customers.segments.criteria import validate_criteria
 from customers.segments.schema import (
@@ -41,7 +44,7 @@ from customers.segments.schema import (
 ALWAYS = Q(pk__isnull=False)  # an explicit "true" (an empty Q would vanish inside an OR)
 
 # The wall that no rule can lower (see the module docstring).
-ELIGIBLE = Q(processing_restricted=False, erased_at__isnull=True)
+ELIGIBLE = consent_q(ConsentPurpose.PROFILING)
 
 
 class Compiler:

@@ -16,6 +16,8 @@ import uuid
 from django.db import connection
 from django.db.models import QuerySet
 
+from compliance.selectors.consent import eligible_sql
+
 # A time-ordered UUIDv7 in plain SQL (PostgreSQL 15 has no uuidv7()): the 48-bit Unix time in
 # milliseconds over the first six bytes of a random UUID, with the version nibble set to 7.
 UUID7_SQL = (
@@ -75,7 +77,7 @@ WITH added AS (
     SELECT {UUID7_SQL}, c.organization_id, %s, c.id, %s, %s, %s
     FROM customers c
     WHERE c.organization_id = %s AND c.id = ANY(%s::uuid[])
-      AND NOT c.processing_restricted AND c.erased_at IS NULL
+      AND {eligible_sql("c")}
     ON CONFLICT (organization_id, segment_id, customer_id) DO NOTHING
     RETURNING customer_id, matched_rule
 ),
@@ -145,7 +147,9 @@ def add_members(
     rule: str,
     now: datetime.datetime,
 ) -> int:
-    """Add the organization's customers among `customer_ids` (others, and restricted ones, are ignored);
+    """Add the organization's customers among `customer_ids` (others, and restricted, erased or anonymized
+    ones, are ignored: a hand-picked list is not profiling, so an objection to profiling does not keep a
+    customer off it; each use of the list checks its own purpose);
     returns how many joined."""
     params = [
         segment_id,

@@ -88,6 +88,7 @@ class Kind:
     BOOL = "bool"
     DATE = "date"  # a DateField: compared with dates
     DATETIME = "datetime"  # a DateTimeField: compared with the organization's local days
+    ENCRYPTED = "encrypted"  # encrypted at rest (crm/encryption.py): SQL can only tell whether it is set
     INTERACTIONS = "interactions"
 
 
@@ -133,6 +134,9 @@ KIND_OPERATORS: dict[str, dict[str, str]] = {
     },
 }
 KIND_OPERATORS[Kind.DATETIME] = KIND_OPERATORS[Kind.DATE]
+# An encrypted column holds a token whose order and content mean nothing to SQL: "is set" is all a rule can
+# test without decrypting every customer in Python (docs/security.md).
+KIND_OPERATORS[Kind.ENCRYPTED] = {"is_empty": Shape.NONE, "is_not_empty": Shape.NONE}
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ _FIELDS: list[Field] = [
     Field("do_not_call", _label("do_not_call"), Kind.BOOL, CONSENT),
     Field("created_at", _("created"), Kind.DATETIME, DATES),
     Field("last_contact_date", _label("last_contact_date"), Kind.DATETIME, DATES, nullable=True),
-    Field("date_of_birth", _label("date_of_birth"), Kind.DATE, DATES, nullable=True),
+    Field("date_of_birth", _label("date_of_birth"), Kind.ENCRYPTED, DATES, nullable=True),
     Field("interactions", _("interactions"), Kind.INTERACTIONS, BEHAVIOUR),
 ]
 

@@ -13,6 +13,8 @@ from django.db.models.functions import Greatest, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from compliance.models import ConsentPurpose, ConsentSource
+from compliance.services.consent import consent_record
 from crm.db.numbering import allocate_numbers
 from crm.models import User
 from crm.permissions import Capability, has_capability
@@ -90,6 +92,19 @@ def _check_email_free(customer: Customer) -> None:
         raise ValidationError({"email": _("Another customer already uses this email.")})
 
 
+def _record_email_consent(customer: Customer, actor: User | None, proof: str) -> None:
+    """Email opt-in set on the profile by staff is a consent statement: recorded with its proof (the
+    customer row already holds the new value, so the record's mirror rewrites nothing)."""
+    consent_record(
+        customer=customer,
+        purpose=ConsentPurpose.EMAIL_MARKETING,
+        granted=customer.email_opt_in,
+        source=ConsentSource.STAFF,
+        proof=proof % {"user": (actor.get_full_name() or actor.email) if actor else _("the system")},
+        actor=actor,
+    )
+
+
 @transaction.atomic
 def customer_create(*, organization, actor: User | None, reason: str = "", **fields) -> Customer:
     """Create a customer with the next customer number; its first lifecycle stage is recorded."""
@@ -103,6 +118,8 @@ def customer_create(*, organization, actor: User | None, reason: str = "", **fie
     _check_owner(customer)
     _check_email_free(customer)
     customer.save()
+    if customer.email_opt_in:
+        _record_email_consent(customer, actor, _("entered by %(user)s"))
     LifecycleChange.objects.create(
         organization=organization,
         customer=customer,
@@ -122,13 +139,17 @@ def customer_update(*, customer: Customer, actor: User | None, reason: str = "",
     if unknown:
         raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}")
     # The stored stage, not the instance's: a bound ModelForm has already written the new one onto it.
-    previous_stage = Customer.objects.filter(pk=customer.pk).values_list("lifecycle_stage", flat=True).get()
+    previous_stage, previous_opt_in = (
+        Customer.objects.filter(pk=customer.pk).values_list("lifecycle_stage", "email_opt_in").get()
+    )
     for name, value in _normalise(fields).items():
         setattr(customer, name, value)
     customer.full_clean(exclude=["number"], validate_unique=False, validate_constraints=False)
     _check_owner(customer)
     _check_email_free(customer)
     customer.save()
+    if customer.email_opt_in != previous_opt_in:
+        _record_email_consent(customer, actor, _("edited by %(user)s"))
     if customer.lifecycle_stage != previous_stage:
         LifecycleChange.objects.create(
             organization_id=customer.organization_id,

@@ -208,6 +208,7 @@ def import_job_run(
                         progress=progress,
                         progress_every=progress_every,
                         side=side,
+                        file_label=job.file_name,
                     )
             except FileNotFoundError:
                 outcome = _single_error(_("The uploaded file is gone; upload it again."))

@@ -100,6 +100,9 @@ def customers_merge(
         merging.reassign_all(
             organization_id=actor.organization_id, source_id=stored_source.pk, target_id=stored_target.pk
         )
+        # The consent history moved too (compliance's reassigner) and the target's consent columns now
+        # follow its latest statements: reload them, so saving the target below does not write stale ones.
+        stored_target.refresh_from_db(fields=["profiling_allowed", "sale_allowed", "sharing_allowed"])
         try:
             stored_source.delete()
         except ProtectedError as error:

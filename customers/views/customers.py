@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_tables2 import RequestConfig
 
+from compliance.access_log import record_access, record_list_export
+from compliance.models import AccessAction
 from crm.pagination import keyset_page
 from crm.permissions import Capability, has_capability, requires
 from crm.tenancy import tenant_context
@@ -129,6 +131,7 @@ def customer_export(request):
     its own tenant context for as long as it runs."""
     user = request.user
     params = request.GET.copy()
+    record_list_export(request=request, list_name="Customers", queryset=_filtered(params, user)[1])
 
     def rows():
         with tenant_context(user.organization_id, user=user):
@@ -204,6 +207,9 @@ def _timeline_context(request, customer):
 @requires(Capability.VIEW_CUSTOMERS)
 def customer_detail(request, pk):
     customer = selectors.customer_get(actor=request.user, pk=pk)
+    record_access(
+        request_or_none=request, user=request.user, action=AccessAction.VIEW_CUSTOMER, customer=customer
+    )
     context = {
         "title": customer.display_name,
         "customer": customer,
@@ -268,4 +274,11 @@ def interaction_create(request, pk):
 @requires(Capability.VIEW_CUSTOMERS)
 def customer_360_json(request, pk):
     customer = selectors.customer_get(actor=request.user, pk=pk)
+    record_access(
+        request_or_none=request,
+        user=request.user,
+        action=AccessAction.VIEW_CUSTOMER,
+        customer=customer,
+        description="360 JSON",
+    )
     return JsonResponse(json360.customer_360(customer=customer, actor=request.user))

@@ -9,25 +9,24 @@ import uuid
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.functions import Lower
 
+from compliance.models import ConsentPurpose
+from compliance.selectors.consent import consenting
 from customers.models import Customer
 from marketing.models import Suppression
 
 
 def mailable_customers(organization_id: uuid.UUID | str) -> QuerySet[Customer]:
-    """The organization's customers that marketing email may go to: with an email address, opted in, active,
-    neither processing-restricted (GDPR art. 18) nor erased or anonymized, and whose address is not on the
-    suppression list (unsubscribed, hard-bounced, complained or added by staff; stored lower-cased)."""
+    """The organization's customers that marketing email may go to: with an email address, active, consenting
+    to email marketing (compliance.selectors.consent: opted in, neither processing-restricted (GDPR art. 18)
+    nor erased or anonymized), and whose address is not on the suppression list (unsubscribed, hard-bounced,
+    complained or added by staff; stored lower-cased)."""
     suppressed = Suppression.objects.filter(
         organization_id=OuterRef("organization_id"), email=Lower(OuterRef("email"))
     )
     return (
-        Customer.objects.filter(
-            organization_id=organization_id,
-            status=Customer.Status.ACTIVE,
-            email_opt_in=True,
-            processing_restricted=False,
-            erased_at__isnull=True,
-            anonymized_at__isnull=True,
+        consenting(
+            Customer.objects.filter(organization_id=organization_id, status=Customer.Status.ACTIVE),
+            ConsentPurpose.EMAIL_MARKETING,
         )
         .exclude(email="")
         .exclude(Exists(suppressed))

@@ -23,6 +23,8 @@ from django.db.models.functions import Lower
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from compliance.models import ConsentPurpose, ConsentSource
+from compliance.services.consent import consent_record
 from crm.models import Organization, User
 from crm.permissions import Capability, require_capability
 from customers.models import Channel, Customer, InteractionType, LifecycleStage
@@ -153,8 +155,18 @@ def _customer_with_email(organization_id, email: str) -> Customer | None:
     )
 
 
+def _consent_proof(lead_form: LeadForm, submission: FormSubmission) -> str:
+    """The form, the exact wording the visitor agreed to, and the submission (cut to the proof's length)."""
+    return (
+        _("form “%(name)s”, submission %(id)s: “%(wording)s”")
+        % {"name": lead_form.name, "id": submission.pk, "wording": lead_form.consent_text}
+    )[:500]
+
+
 @transaction.atomic
-def form_submission_create(*, lead_form: LeadForm, values: dict[str, str], consent: bool) -> FormSubmission:
+def form_submission_create(
+    *, lead_form: LeadForm, values: dict[str, str], consent: bool, ip_address: str | None = None
+) -> FormSubmission:
     """Record one visitor's submission of `lead_form` (see the module docstring for what it changes).
 
     `values` are the public form's cleaned fields: `email` and the fields the form asks for. Raises
@@ -187,15 +199,11 @@ def form_submission_create(*, lead_form: LeadForm, values: dict[str, str], conse
             email=email,
             lifecycle_stage=LifecycleStage.LEAD,
             source=f"form:{lead_form.slug}"[:100],
-            email_opt_in=consent,
             **asked,
         )
     elif not customer.processing_restricted:
-        # Only what is empty: a visitor's typing never replaces what the team entered. Consent given now
-        # opts in; no consent leaves the customer's choice as it was.
+        # Only what is empty: a visitor's typing never replaces what the team entered.
         changes = {name: value for name, value in asked.items() if not getattr(customer, name)}
-        if consent and not customer.email_opt_in:
-            changes["email_opt_in"] = True
         if changes:
             customer = customer_update(customer=customer, actor=None, **changes)
     interaction_log(
@@ -215,6 +223,17 @@ def form_submission_create(*, lead_form: LeadForm, values: dict[str, str], conse
         consent_given=consent,
         created_customer=created,
     )
+    if consent and (created or not customer.processing_restricted):
+        # Consent given opts in, recorded with its proof (every ticked box, even a repeated one); no consent
+        # leaves the customer's choice as it was (an unticked box is not a withdrawal).
+        consent_record(
+            customer=customer,
+            purpose=ConsentPurpose.EMAIL_MARKETING,
+            granted=True,
+            source=ConsentSource.FORM,
+            proof=_consent_proof(lead_form, submission),
+            ip_address=ip_address,
+        )
     LeadForm.objects.filter(pk=lead_form.pk).update(submission_count=F("submission_count") + 1)
     if lead_form.sequence_id:
         # Idempotent there (once per sequence and customer); skipped for restricted or erased customers and

@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from uuid6 import uuid7
 
+from compliance.models import ConsentPurpose
+from compliance.selectors.consent import consent_sql, eligible_sql
 from crm.models import Organization, User
 from crm.permissions import Capability, require_capability
 from customers.models import Customer, LifecycleStage, Segment
@@ -437,8 +439,7 @@ def enrollments_create(
                                       next_position, next_run_at, enrolled_at, exit_reason)
     SELECT {UUID7_SQL}, c.organization_id, %(sequence)s, c.id, 'active', 'manual', 1, %(now)s, %(now)s, ''
     FROM customers c
-    WHERE c.organization_id = %(org)s AND c.id = ANY(%(ids)s::uuid[])
-      AND NOT c.processing_restricted AND c.erased_at IS NULL AND c.anonymized_at IS NULL
+    WHERE c.organization_id = %(org)s AND c.id = ANY(%(ids)s::uuid[]) AND {eligible_sql("c")}
     ON CONFLICT (organization_id, sequence_id, customer_id) DO NOTHING
     """
     with connection.cursor() as cursor:
@@ -478,8 +479,7 @@ INSERT INTO sequence_enrollments (id, organization_id, sequence_id, customer_id,
 SELECT {UUID7_SQL}, m.organization_id, %(sequence)s, m.customer_id, 'active', 'segment', 1, %(now)s, %(now)s, ''
 FROM customer_segment_members m
 JOIN customers c ON c.organization_id = m.organization_id AND c.id = m.customer_id
-WHERE m.organization_id = %(org)s AND m.segment_id = %(segment)s
-  AND NOT c.processing_restricted AND c.erased_at IS NULL AND c.anonymized_at IS NULL
+WHERE m.organization_id = %(org)s AND m.segment_id = %(segment)s AND {eligible_sql("c")}
 ON CONFLICT (organization_id, sequence_id, customer_id) DO NOTHING
 """
 _ENROLL_BY_SCORE_SQL = f"""
@@ -488,14 +488,15 @@ INSERT INTO sequence_enrollments (id, organization_id, sequence_id, customer_id,
 SELECT {UUID7_SQL}, c.organization_id, %(sequence)s, c.id, 'active', 'score', 1, %(now)s, %(now)s, ''
 FROM customers c
 WHERE c.organization_id = %(org)s AND c.lead_score >= %(score)s
-  AND NOT c.processing_restricted AND c.erased_at IS NULL AND c.anonymized_at IS NULL
+  AND {consent_sql(ConsentPurpose.PROFILING, "c")}
 ON CONFLICT (organization_id, sequence_id, customer_id) DO NOTHING
 """
 
 
 def enrollments_by_triggers(*, organization_id, now: datetime.datetime | None = None) -> int:
     """Set-based: enroll, in every active sequence of the organization, the members of its enrollment
-    segment and the customers at or above its lead score (restricted ones never). Idempotent: the unique
+    segment and the customers at or above its lead score (restricted ones never; by score, only customers who
+    allow profiling, since the score is a profile). Idempotent: the unique
     key makes a second run insert nothing. Returns how many were enrolled. One INSERT ... SELECT per trigger."""
     now = now or timezone.now()
     sequences = list(

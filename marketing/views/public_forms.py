@@ -123,7 +123,10 @@ def form_page(request, org_slug, slug):
                 return _sent(organization, lead_form)
             try:
                 form_submission_create(
-                    lead_form=lead_form, values=form.customer_values(), consent=form.cleaned_data["consent"]
+                    lead_form=lead_form,
+                    values=form.customer_values(),
+                    consent=form.cleaned_data["consent"],
+                    ip_address=client_ip(request) or None,
                 )
             except ValidationError as error:
                 _apply_errors(form, error)

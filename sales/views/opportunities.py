@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_tables2 import RequestConfig
 
+from compliance.access_log import record_list_export
 from crm.pagination import keyset_page
 from crm.permissions import Capability, has_capability, requires
 from crm.tenancy import tenant_context
@@ -273,6 +274,7 @@ def opportunity_export(request):
     runs after the request's transaction has ended, so it opens its own tenant context while it runs."""
     user = request.user
     params = request.GET.copy()
+    record_list_export(request=request, list_name="Opportunities", queryset=_filtered(params, user)[1])
 
     def lines():
         writer = csv.writer(_Echo())

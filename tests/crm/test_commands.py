@@ -33,7 +33,15 @@ from tests import factories
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_ORGS = {"acme": "Acme Corp", "globex": "Globex Inc"}
-PRODUCTION_VARS = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "ALLOWED_HOSTS")
+PRODUCTION_VARS = (
+    "DJANGO_SECRET_KEY",
+    "DATABASE_URL",
+    "DATABASE_OWNER_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CRM_ENCRYPTION_KEYS",
+    "CRM_BLIND_INDEX_KEY",
+)
 
 # --- seed_demo ------------------------------------------------------------------------------------------------
 
@@ -407,6 +415,8 @@ def _production_values() -> dict:
         "DATABASE_OWNER_URL": "postgres://crm_owner:owner-secret@db.invalid:5432/crm",
         "REDIS_URL": "redis://redis.invalid:6379/0",
         "ALLOWED_HOSTS": "crm.example.com",
+        "CRM_ENCRYPTION_KEYS": "i7f4H1s0WJ8Yl3V6mQz2pK9cR5tB0nD4aE7gX1uL3oM=",
+        "CRM_BLIND_INDEX_KEY": secrets.token_urlsafe(32),
     }
 
 
@@ -432,7 +442,7 @@ def test_production_settings_fail_fast_naming_every_missing_variable():
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured:")
-    for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"):
+    for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CRM_ENCRYPTION_KEYS"):
         assert name in last_line
 
 

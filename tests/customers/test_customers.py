@@ -130,7 +130,8 @@ def test_search_is_typo_tolerant_and_covers_email_company_and_phone(client, logi
     login(rep_a)
     assert _names(client.get("/customers/", {"q": "Jonathon Smithrs"})) == ["Jonathan Smithers"]
     assert _names(client.get("/customers/", {"q": "rockets"})) == ["Jonathan Smithers"]
-    assert _names(client.get("/customers/", {"q": "010 2000"})) == ["Jonathan Smithers"]
+    # Phones are encrypted at rest: found through their keyed hash, by the whole number in any format.
+    assert _names(client.get("/customers/", {"q": "(555) 010-2000"})) == ["Jonathan Smithers"]
     assert _names(client.get("/customers/", {"q": "globex"})) == ["Maria Lopez"]
 
 

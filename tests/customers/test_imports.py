@@ -650,7 +650,7 @@ def test_upload_page_links_a_template_for_each_kind_with_the_right_header(org_a,
     assert importing.CUSTOMERS.header == [
         "first_name", "last_name", "email", "phone", "company_name", "job_title", "education_level",
         "date_of_birth", "annual_revenue", "customer_type", "lifecycle_stage", "tags", "vip_status", "street",
-        "city", "state", "postal_code", "country", "source",
+        "city", "state", "postal_code", "country", "source", "email_opt_in",
     ]  # fmt: skip
     assert importing.INTERACTIONS.header == [
         "customer_email", "interaction_date", "interaction_type", "interaction_channel", "outcome", "sentiment",
@@ -809,7 +809,7 @@ def test_a_200k_line_file_is_streamed_not_loaded(org_a, tmp_path):
             out.write(
                 f"First{i},Last{i},person{i}@large.example,+1 555 {i:07d},Company {i % 900},Engineer,bachelors,"
                 f"1980-01-{i % 28 + 1:02d},{i}.50,business,lead,alpha;beta,no,{i} Main Street,Springfield,IL,"
-                "62704,US,trade show\n"
+                "62704,US,trade show,yes\n"
             )
         out.write("Last,Row,not-an-email\n")
     size = path.stat().st_size

@@ -149,6 +149,14 @@ PUBLIC_VIEWS = frozenset(
         "tracking:open",
         "tracking:click",
         "tracking:unsubscribe",
+        # A data subject's privacy request form and its code check: for anyone, per organization slug
+        # (compliance/views/public.py); the request id is a random UUID7, and the code is the credential.
+        "privacy_public:form",
+        "privacy_public:verify",
+        "privacy_public:verify_resend",
+        # A privacy request's export download: the signed, expiring token is the credential
+        # (compliance/exporting.py).
+        "privacy_public:download",
     }
 )
 # The email provider's delivery webhooks (marketing/webhooks.py): the shared secret (HTTP basic auth) is the
@@ -160,9 +168,16 @@ NOT_OBJECT_PARAMS: dict[str, frozenset[str]] = {
     # An organization's public knowledge base: open to anyone by design; that it shows only that
     # organization's published articles is tested in tests/support/test_kb_public.py.
     "kb:home": frozenset({"org_slug"}),
+    # An organization's public privacy request form: open to anyone by design (tests/compliance/
+    # test_public_requests.py).
+    "privacy_public:form": frozenset({"org_slug"}),
     # A signed, expiring token (checked by Django) plus the account it names; probed on its own in
     # test_cross_tenant_urls.test_password_reset_link_names_another_org_account_but_reveals_and_changes_nothing.
     "password_reset_confirm": frozenset({"uidb64", "token"}),
+    # A signed, expiring export-download token naming its organization and request: a bearer credential;
+    # tampered tokens, other organizations' requests and expired links are probed in
+    # tests/compliance/test_exporting.py.
+    "privacy_public:download": frozenset({"token"}),
     # A signed, expiring survey token naming its organization and survey: a bearer credential (like the
     # password-reset link); forged, tampered and other organizations' tokens are probed in
     # tests/support/test_surveys_public.py.
@@ -198,6 +213,7 @@ def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
         "customers:edit": lambda: [{"pk": side.customer.pk}],
         "customers:timeline": lambda: [{"pk": side.customer.pk}],
         "customers:interaction_create": lambda: [{"pk": side.customer.pk}],
+        "compliance:consent_record_add": lambda: [{"pk": side.customer.pk}],
         "customers:json360": lambda: [{"pk": side.customer.pk}],
         "customers:segment_detail": lambda: [{"pk": side.segment.pk}],
         "customers:segment_edit": lambda: [{"pk": side.segment.pk}],
@@ -279,6 +295,7 @@ def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
         # Public pages: the organization comes from the slug, so the probes of another organization's
         # article are its slug under the actor's own organization, and its draft under its own.
         "kb:home": lambda: [{"org_slug": side.org.slug}],
+        "privacy_public:form": lambda: [{"org_slug": side.org.slug}],
         **{
             name: lambda: (
                 [{"org_slug": side.org.slug, "slug": side.article.slug}]
@@ -370,6 +387,46 @@ def object_url_kwargs(route: Route, side: SimpleNamespace, actor) -> list[dict]:
             if own
             else [{"pk": side.admin_notification.pk}, {"pk": side.member_notification.pk}]
         ),
+        # Privacy requests (compliance/urls/requests.py): the probe GDPR and CCPA requests of each side.
+        **{
+            f"compliance:request_{name}": lambda: [
+                {"kind": "gdpr", "pk": side.privacy.gdpr.pk},
+                {"kind": "ccpa", "pk": side.privacy.ccpa.pk},
+            ]
+            for name in (
+                "detail",
+                "progress",
+                "send_code",
+                "verify_code",
+                "mark_verified",
+                "extend",
+                "reject",
+                "assign",
+                "link_customer",
+                "process",
+            )
+        },
+        # The public code check of a request: another organization's requests under the actor's own
+        # organization's slug answer 404 (under their own slug the page is public by design).
+        **{
+            name: lambda: (
+                [{"org_slug": side.org.slug, "pk": side.privacy.gdpr.pk}]
+                if own
+                else [
+                    {"org_slug": _org_slug(actor), "pk": side.privacy.gdpr.pk},
+                    {"org_slug": _org_slug(actor), "pk": side.privacy.ccpa.pk},
+                ]
+            )
+            for name in ("privacy_public:verify", "privacy_public:verify_resend")
+        },
+        # A request's export, downloaded by staff: one's own probe request gets a stored export (so the
+        # control answers 200); another organization's requests answer 404 before any file is looked at.
+        "compliance:export_download": lambda: (
+            [{"kind": "gdpr", "pk": _with_export(side.privacy.gdpr).pk}]
+            if own
+            else [{"kind": "gdpr", "pk": side.privacy.gdpr.pk}, {"kind": "ccpa", "pk": side.privacy.ccpa.pk}]
+        ),
+        "privacy_public:download": lambda: [{"token": _export_token(side)}],
         # Django admin's "view on site" shortcut: content type + object id, i.e. an object URL too.
         "admin:view_on_site": lambda: [
             {"content_type_id": _content_type_id("crm.user"), "object_id": side.member.pk},
@@ -517,6 +574,34 @@ def _disposable_suppression(org):
         ).pk
 
 
+def _with_export(request_obj):
+    """The probe request with a stored export (a few bytes standing in for the ZIP)."""
+    import datetime
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    with system_context():
+        request_obj.refresh_from_db()
+        if not request_obj.export_file or not default_storage.exists(request_obj.export_file):
+            name = default_storage.save(
+                f"privacy-exports/{request_obj.organization_id}/{uuid.uuid4()}.zip",
+                ContentFile(b"PK\x03\x04"),
+            )
+            type(request_obj).objects.filter(pk=request_obj.pk).update(
+                export_file=name, export_expires_at=timezone.now() + datetime.timedelta(days=7)
+            )
+            request_obj.refresh_from_db()
+    return request_obj
+
+
+def _export_token(side) -> str:
+    from compliance.exporting import make_token
+
+    return make_token(side.privacy.gdpr)
+
+
 def _disposable_campaign(org):
     from marketing.models import Campaign
 
@@ -588,6 +673,8 @@ ADMIN_TENANT_MODELS: dict[str, Callable[[SimpleNamespace], object]] = {
     "marketing.steprun": lambda side: side.marketing.step_run.pk,
     "marketing.leadform": lambda side: side.marketing.lead_form.pk,
     "marketing.formsubmission": lambda side: side.marketing.form_submission.pk,
+    "compliance.gdprrequest": lambda side: side.privacy.gdpr.pk,
+    "compliance.ccparequest": lambda side: side.privacy.ccpa.pk,
 }
 
 
@@ -868,7 +955,27 @@ def _populate(org, admin_user) -> SimpleNamespace:
         audit=audit,
         member_audit=member_audit,
         emails={admin_user.email, member.email, *(u.email for u in team.values())},
+        privacy=_populate_privacy(org, customer),
     )
+
+
+def _populate_privacy(org, customer) -> SimpleNamespace:
+    """A GDPR and a CCPA request of the probe customer (through the intake service)."""
+    from compliance.services.requests import request_create
+
+    with system_context():
+        fields = {"organization": org, "requester_name": "Probe", "customer": customer}
+        gdpr = request_create(
+            kind="gdpr", request_type="access", requester_email=f"probe@{org.slug}.example", **fields
+        )
+        ccpa = request_create(
+            kind="ccpa",
+            request_type="delete",
+            requester_email=f"probe@{org.slug}.example",
+            resident_state="CA",
+            **fields,
+        )
+    return SimpleNamespace(gdpr=gdpr, ccpa=ccpa)
 
 
 def _populate_marketing(org, customer, segment) -> tuple:

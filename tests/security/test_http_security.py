@@ -228,6 +228,7 @@ ESCAPING_OFF_ALLOWED = (
     "templates/registration/*.txt",
     "templates/registration/password_reset_email.html",
     "support/templates/support/email/*.txt",  # plain-text emails: no HTML to escape for
+    "compliance/templates/compliance/email/*.txt",  # plain-text emails to data subjects, likewise
 )
 ESCAPING_OFF = re.compile(r"\|\s*safe\b|\|\s*safeseq\b|mark_safe|autoescape\s+off")
 

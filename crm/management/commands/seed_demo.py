@@ -144,6 +144,19 @@ class Command(BaseCommand):
         made.update(self._seed_sales(org))
         made.update(self._seed_support(org))
         made.update(self._seed_marketing(org))
+        made.update(self._seed_privacy(org))
+        return made
+
+    def _seed_privacy(self, org: Organization) -> Counter[str]:
+        from compliance.demo import seed_privacy
+
+        made: Counter[str] = Counter()
+        made["privacy requests"] = seed_privacy(organization=org)
+        if made["privacy requests"]:
+            self.stdout.write(
+                f"{org.name}: {made['privacy requests']} privacy requests in every state, consent histories "
+                "and restricted customers"
+            )
         return made
 
     def _seed_marketing(self, org: Organization) -> Counter[str]:
