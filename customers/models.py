@@ -104,9 +104,9 @@ class Customer(models.Model):
     source = models.CharField(_("source"), max_length=100, blank=True)
     email_opt_in = models.BooleanField(_("email opt-in"), default=False)
     # The current consent per purpose, mirrored from the latest consent record (compliance.services.consent).
-    profiling_allowed = models.BooleanField(_("profiling allowed"), default=True)
-    sale_allowed = models.BooleanField(_("sale of data allowed"), default=True)
-    sharing_allowed = models.BooleanField(_("sharing of data allowed"), default=True)
+    profiling_allowed = models.BooleanField(_("profiling allowed"), default=True, db_default=True)
+    sale_allowed = models.BooleanField(_("sale of data allowed"), default=True, db_default=True)
+    sharing_allowed = models.BooleanField(_("sharing of data allowed"), default=True, db_default=True)
     do_not_call = models.BooleanField(_("do not call"), default=False)
     last_contact_date = models.DateTimeField(_("last contact"), null=True, blank=True)
     # Privacy (GDPR/CCPA): processing restriction and the traces of erasure / anonymization.
