@@ -10,8 +10,14 @@ The page's data (one page of 25 pairs with both customers and their owners) is b
 side: as the page did before (`find_duplicates` computing every pair of the organization, then the
 customers) and as it does now (`duplicates_page` reading `customer_duplicate_pairs`, filled by one refresh).
 Also reported: the refresh itself, and the whole page through the test client.
+
+Phone numbers are encrypted at rest and matched through their keyed hash (`phone_hash`, migration customers
+0009): the fill makes both in Python as the app does (tests/benchmarks/pii.py), so the planted duplicates with
+the same phone match as they would in the product. DUPLICATES_BENCH_CUSTOMERS sets the sizes
+(comma-separated, default "2000,10000").
 """
 
+import os
 import statistics
 import time
 from types import SimpleNamespace
@@ -24,6 +30,7 @@ from crm.tenancy import system_context, tenant_context
 from customers import duplicates
 from customers.models import Customer
 from tests import factories
+from tests.benchmarks.pii import stored_phones
 from tests.owner_db import analyze_as_owner
 
 pytestmark = pytest.mark.bench
@@ -34,24 +41,41 @@ PLANTED = 0.03  # share of customers that are a second record of someone else
 # the name rule relies on rare trigrams, and a synthetic name list built from a few syllables would have none).
 CONSONANTS = list("bcdfghjklmnprstvwz")
 VOWELS = list("aeiou")
+SIZES = [int(size) for size in os.environ.get("DUPLICATES_BENCH_CUSTOMERS", "2000,10000").split(",")]
+
+
+def _phone(n: int) -> str:
+    """Original customer n's own number (7919 is prime to 10^7: no two originals share one)."""
+    return f"+49 {30 + n % 70} {n * 7919 % 10_000_000:07d}"
 
 
 def _fill(org_id, count: int) -> None:
     from customers.demo import COMPANIES, FIRST
 
     originals = count - int(count * PLANTED)
+    planted = count - originals
+    # Phones are encrypted at rest and matched by their keyed hash (migration customers 0009): both made in
+    # Python as the app makes them (tests/benchmarks/pii.py), joined to the generated rows by number. Planted
+    # duplicate k copies customer 1 + (k * 31) % originals; every other one (even k) has that customer's
+    # number written with dashes: another token, the same hash.
+    phones, hashes = stored_phones(_phone(n) for n in range(1, originals + 1))
+    planted_phones, planted_hashes = stored_phones(
+        _phone(1 + (k * 31) % originals).replace(" ", "-") if k % 2 == 0 else ""
+        for k in range(1, planted + 1)
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO customers (id, organization_id, number, first_name, last_name, company_name, email, phone,"
-            " job_title, customer_type, lifecycle_stage, lead_score, engagement_score, health_score, tags,"
-            " vip_status, status, street, city, state, postal_code, country, source, email_opt_in, do_not_call,"
-            " processing_restricted, restriction_reason, education_level, created_at, updated_at) "
+            " phone_hash, job_title, customer_type, lifecycle_stage, lead_score, engagement_score, health_score,"
+            " tags, vip_status, status, street, city, state, postal_code, country, source, email_opt_in,"
+            " do_not_call, processing_restricted, restriction_reason, education_level, created_at, updated_at) "
             "SELECT gen_random_uuid(), %(org)s, n, f, l, CASE WHEN n %% 3 = 0 THEN '' ELSE co END,"
-            " lower(f) || '.' || lower(l) || n || '@example.com',"
-            " '+49 ' || (30 + n %% 70) || ' ' || lpad((n * 7919 %% 10000000)::text, 7, '0'),"
+            " lower(f) || '.' || lower(l) || n || '@example.com', p.phone, p.phone_hash,"
             " '', 'individual', 'lead', n %% 101, 0, 0, '{}', false, 'active',"
             " '', '', '', '', '', '', false, false, false, '', '', now() - (n || ' minutes')::interval, now() "
-            "FROM generate_series(1, %(originals)s) AS n,"
+            "FROM generate_series(1, %(originals)s) AS n"
+            " JOIN unnest(%(phones)s::text[], %(hashes)s::text[]) WITH ORDINALITY AS p(phone, phone_hash, k)"
+            " ON p.k = n,"
             " LATERAL (SELECT decode(md5('customer' || n), 'hex') AS h) AS random,"
             " LATERAL (SELECT (%(first)s::text[])[1 + n %% 36] AS f,"
             " initcap(c[1 + get_byte(h, 0) %% 18] || v[1 + get_byte(h, 1) %% 5] || c[1 + get_byte(h, 2) %% 18]"
@@ -66,6 +90,8 @@ def _fill(org_id, count: int) -> None:
                 "companies": COMPANIES,
                 "consonants": CONSONANTS,
                 "vowels": VOWELS,
+                "phones": phones,
+                "hashes": hashes,
             },
         )
         # The planted duplicates: customer k * 31 again, with the last letter of the name doubled, the same
@@ -73,18 +99,25 @@ def _fill(org_id, count: int) -> None:
         # capitals with a trailing dot (rows written around the services).
         cursor.execute(
             "INSERT INTO customers (id, organization_id, number, first_name, last_name, company_name, email, phone,"
-            " job_title, customer_type, lifecycle_stage, lead_score, engagement_score, health_score, tags,"
-            " vip_status, status, street, city, state, postal_code, country, source, email_opt_in, do_not_call,"
-            " processing_restricted, restriction_reason, education_level, created_at, updated_at) "
+            " phone_hash, job_title, customer_type, lifecycle_stage, lead_score, engagement_score, health_score,"
+            " tags, vip_status, status, street, city, state, postal_code, country, source, email_opt_in,"
+            " do_not_call, processing_restricted, restriction_reason, education_level, created_at, updated_at) "
             "SELECT gen_random_uuid(), c.organization_id, %(originals)s + k,"
             " c.first_name, c.last_name || right(c.last_name, 1), c.company_name,"
-            " CASE WHEN k %% 2 = 0 THEN '' ELSE upper(c.email) || '.' END,"
-            " CASE WHEN k %% 2 = 0 THEN replace(c.phone, ' ', '-') ELSE '' END,"
+            " CASE WHEN k %% 2 = 0 THEN '' ELSE upper(c.email) || '.' END, p.phone, p.phone_hash,"
             " '', 'individual', 'lead', 0, 0, 0, '{}', false, 'active',"
             " '', '', '', '', '', '', false, false, false, '', '', now(), now() "
             "FROM generate_series(1, %(planted)s) AS k"
+            " JOIN unnest(%(phones)s::text[], %(hashes)s::text[]) WITH ORDINALITY AS p(phone, phone_hash, j)"
+            " ON p.j = k"
             " JOIN customers c ON c.organization_id = %(org)s AND c.number = 1 + (k * 31) %% %(originals)s",
-            {"org": org_id, "originals": originals, "planted": count - originals},
+            {
+                "org": org_id,
+                "originals": originals,
+                "planted": planted,
+                "phones": planted_phones,
+                "hashes": planted_hashes,
+            },
         )
 
 
@@ -108,7 +141,7 @@ def _median_ms(run, repeat: int) -> float:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("customers", [2_000, 10_000])
+@pytest.mark.parametrize("customers", SIZES)
 def test_duplicates_page_reads_stored_pairs_instead_of_recomputing_them(capsys, login, client, customers):
     org = factories.organization()
     admin = factories.user(org, role="admin")
