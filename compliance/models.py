@@ -21,14 +21,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from uuid6 import uuid7
 
+from crm.db.rls import org_id_key
 from crm.models import Organization, User
 from crm.tenancy import TenantManager
 from customers.models import Customer
-
-
-def _org_id_key(table: str) -> models.UniqueConstraint:
-    """(organization_id, id): the target of composite tenant foreign keys."""
-    return models.UniqueConstraint(fields=["organization", "id"], name=f"{table}_org_id_key")
 
 
 class RequestStatus(models.TextChoices):
@@ -137,7 +133,7 @@ class GdprRequest(PrivacyRequest):
         db_table = "gdpr_requests"
         verbose_name = _("GDPR request")
         constraints = [
-            _org_id_key("gdpr_requests"),
+            org_id_key("gdpr_requests"),
             models.UniqueConstraint(fields=["organization", "number"], name="gdpr_requests_org_number_key"),
         ]
         indexes = [
@@ -181,7 +177,7 @@ class CcpaRequest(PrivacyRequest):
         db_table = "ccpa_requests"
         verbose_name = _("CCPA request")
         constraints = [
-            _org_id_key("ccpa_requests"),
+            org_id_key("ccpa_requests"),
             models.UniqueConstraint(fields=["organization", "number"], name="ccpa_requests_org_number_key"),
         ]
         indexes = [
@@ -234,7 +230,7 @@ class ConsentRecord(models.Model):
     class Meta:
         db_table = "consent_records"
         verbose_name = _("consent record")
-        constraints = [_org_id_key("consent_records")]
+        constraints = [org_id_key("consent_records")]
         indexes = [
             models.Index(
                 fields=["organization", "customer", "purpose", "-recorded_at"],
@@ -362,7 +358,7 @@ class AnonymizationRun(models.Model):
     class Meta:
         db_table = "anonymization_runs"
         verbose_name = _("anonymization run")
-        constraints = [_org_id_key("anonymization_runs")]
+        constraints = [org_id_key("anonymization_runs")]
         indexes = [models.Index(fields=["organization", "-started_at"], name="anonymization_runs_org_idx")]
 
     def __str__(self) -> str:

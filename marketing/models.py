@@ -25,14 +25,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from uuid6 import uuid7
 
+from crm.db.rls import org_id_key
 from crm.models import Organization, User
 from crm.tenancy import TenantManager
 from customers.models import Customer, Segment
-
-
-def _org_id_key(table: str) -> models.UniqueConstraint:
-    """(organization_id, id): the target of composite tenant foreign keys."""
-    return models.UniqueConstraint(fields=["organization", "id"], name=f"{table}_org_id_key")
 
 
 class CampaignChannel(models.TextChoices):
@@ -139,7 +135,7 @@ class Campaign(models.Model):
         db_table = "campaigns"
         ordering = ["-created_at", "-id"]
         constraints = [
-            _org_id_key("campaigns"),
+            org_id_key("campaigns"),
             # The target of email_sends' (organization_id, campaign_id, blast_at) foreign key.
             models.UniqueConstraint(
                 fields=["organization", "id", "send_at"], name="campaigns_org_id_send_key"
@@ -255,7 +251,7 @@ class EmailTemplate(models.Model):
         db_table = "email_templates"
         ordering = ["name"]
         constraints = [
-            _org_id_key("email_templates"),
+            org_id_key("email_templates"),
             models.UniqueConstraint("organization", Lower("name"), name="email_templates_org_name_ci_key"),
         ]
 
@@ -293,7 +289,7 @@ class Variant(models.Model):
         db_table = "campaign_variants"
         ordering = ["label"]
         constraints = [
-            _org_id_key("campaign_variants"),
+            org_id_key("campaign_variants"),
             models.UniqueConstraint(
                 fields=["organization", "campaign", "label"], name="campaign_variants_label_key"
             ),
@@ -506,7 +502,7 @@ class Sequence(models.Model):
         db_table = "marketing_sequences"
         ordering = ["name"]
         constraints = [
-            _org_id_key("marketing_sequences"),
+            org_id_key("marketing_sequences"),
             models.UniqueConstraint("organization", Lower("name"), name="marketing_sequences_name_key"),
         ]
 
@@ -556,7 +552,7 @@ class Step(models.Model):
         db_table = "marketing_sequence_steps"
         ordering = ["sequence", "position"]
         constraints = [
-            _org_id_key("marketing_sequence_steps"),
+            org_id_key("marketing_sequence_steps"),
             models.UniqueConstraint(
                 fields=["organization", "sequence", "position"],
                 name="sequence_steps_position_key",
@@ -612,7 +608,7 @@ class Enrollment(models.Model):
         db_table = "sequence_enrollments"
         ordering = ["-enrolled_at", "-id"]
         constraints = [
-            _org_id_key("sequence_enrollments"),
+            org_id_key("sequence_enrollments"),
             models.UniqueConstraint(
                 fields=["organization", "sequence", "customer"], name="sequence_enrollments_key"
             ),
@@ -663,7 +659,7 @@ class StepRun(models.Model):
         db_table = "sequence_step_runs"
         ordering = ["ran_at", "id"]
         constraints = [
-            _org_id_key("sequence_step_runs"),
+            org_id_key("sequence_step_runs"),
             models.UniqueConstraint(
                 fields=["organization", "enrollment", "step"], name="sequence_step_runs_key"
             ),
@@ -732,7 +728,7 @@ class LeadForm(models.Model):
         db_table = "marketing_forms"
         ordering = ["name"]
         constraints = [
-            _org_id_key("marketing_forms"),
+            org_id_key("marketing_forms"),
             models.UniqueConstraint(fields=["organization", "slug"], name="marketing_forms_slug_key"),
         ]
 

@@ -19,16 +19,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from uuid6 import uuid7
 
+from crm.db.rls import org_id_key
 from crm.models import CURRENCY_CHOICES, Organization, User
 from crm.tenancy import TenantManager
 from customers.models import Customer
 
 PERCENT = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))]
-
-
-def _org_id_key(table: str) -> models.UniqueConstraint:
-    """(organization_id, id): the target of composite tenant foreign keys."""
-    return models.UniqueConstraint(fields=["organization", "id"], name=f"{table}_org_id_key")
 
 
 class SalesSettings(models.Model):
@@ -72,7 +68,7 @@ class SalesSettings(models.Model):
 
     class Meta:
         db_table = "sales_settings"
-        constraints = [_org_id_key("sales_settings")]
+        constraints = [org_id_key("sales_settings")]
 
     def __str__(self) -> str:
         return f"Sales settings of {self.organization_id}"
@@ -99,7 +95,7 @@ class Pipeline(models.Model):
         db_table = "sales_pipelines"
         ordering = ["-is_default", "name"]
         constraints = [
-            _org_id_key("sales_pipelines"),
+            org_id_key("sales_pipelines"),
             models.UniqueConstraint(fields=["organization", "name"], name="sales_pipelines_org_name_key"),
             models.UniqueConstraint(
                 fields=["organization"], condition=Q(is_default=True), name="sales_pipelines_one_default"
@@ -140,7 +136,7 @@ class Stage(models.Model):
         db_table = "sales_stages"
         ordering = ["pipeline", "position", "id"]
         constraints = [
-            _org_id_key("sales_stages"),
+            org_id_key("sales_stages"),
             models.UniqueConstraint(
                 fields=["organization", "pipeline", "name"], name="sales_stages_name_key"
             ),
@@ -224,7 +220,7 @@ class Opportunity(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "opportunities"
         constraints = [
-            _org_id_key("opportunities"),
+            org_id_key("opportunities"),
             models.CheckConstraint(condition=Q(probability__lte=100), name="opportunities_probability_ck"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="opportunities_amount_ck"),
             models.CheckConstraint(
@@ -350,7 +346,7 @@ class Activity(models.Model):
         ordering = ["due_at", "id"]
         verbose_name_plural = "activities"
         constraints = [
-            _org_id_key("opportunity_activities"),
+            org_id_key("opportunity_activities"),
             models.CheckConstraint(
                 condition=Q(opportunity__isnull=False) | Q(customer__isnull=False),
                 name="opportunity_activities_target_ck",
@@ -405,7 +401,7 @@ class Product(models.Model):
         db_table = "products"
         ordering = ["name", "id"]
         constraints = [
-            _org_id_key("products"),
+            org_id_key("products"),
             models.UniqueConstraint(fields=["organization", "sku"], name="products_org_sku_key"),
         ]
         indexes = [models.Index(fields=["organization", "active", "name"], name="products_org_active_idx")]
@@ -468,7 +464,7 @@ class Quote(models.Model):
         db_table = "quotes"
         ordering = ["-number", "-version"]
         constraints = [
-            _org_id_key("quotes"),
+            org_id_key("quotes"),
             models.UniqueConstraint(
                 fields=["organization", "number", "version"], name="quotes_number_version_key"
             ),
@@ -595,7 +591,7 @@ class Order(models.Model):
         db_table = "orders"
         ordering = ["-order_date", "-number"]
         constraints = [
-            _org_id_key("orders"),
+            org_id_key("orders"),
             models.UniqueConstraint(fields=["organization", "number"], name="orders_org_number_key"),
             models.UniqueConstraint(
                 fields=["organization", "external_reference"],

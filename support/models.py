@@ -23,14 +23,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from uuid6 import uuid7
 
+from crm.db.rls import org_id_key
 from crm.models import Department, Organization, User, validate_time_zone
 from crm.tenancy import TenantManager
 from customers.models import Customer
-
-
-def _org_id_key(table: str) -> models.UniqueConstraint:
-    """(organization_id, id): the target of composite tenant foreign keys."""
-    return models.UniqueConstraint(fields=["organization", "id"], name=f"{table}_org_id_key")
 
 
 class Channel(models.TextChoices):
@@ -96,7 +92,7 @@ class BusinessCalendar(models.Model):
         db_table = "support_calendars"
         ordering = ["name"]
         constraints = [
-            _org_id_key("support_calendars"),
+            org_id_key("support_calendars"),
             models.UniqueConstraint(fields=["organization", "name"], name="support_calendars_name_key"),
         ]
 
@@ -178,7 +174,7 @@ class SlaPolicy(models.Model):
     class Meta:
         db_table = "support_sla_policies"
         ordering = ["position", "id"]
-        constraints = [_org_id_key("support_sla_policies")]
+        constraints = [org_id_key("support_sla_policies")]
         indexes = [models.Index(fields=["organization", "active", "position"], name="sla_policies_order_idx")]
 
     def __str__(self) -> str:
@@ -204,7 +200,7 @@ class AgentProfile(models.Model):
         db_table = "support_agents"
         # open_tickets is kept by support/routing.py in the same statements that assign and release
         # tickets (a conditional UPDATE ... WHERE open_tickets < capacity), never past capacity.
-        constraints = [_org_id_key("support_agents")]
+        constraints = [org_id_key("support_agents")]
 
     def __str__(self) -> str:
         return f"{self.user_id} ({self.open_tickets}/{self.capacity})"
@@ -265,7 +261,7 @@ class Ticket(models.Model):
         db_table = "support_tickets"
         ordering = ["-created_at", "-id"]
         constraints = [
-            _org_id_key("support_tickets"),
+            org_id_key("support_tickets"),
             models.UniqueConstraint(fields=["organization", "number"], name="support_tickets_number_key"),
             models.CheckConstraint(
                 condition=Q(satisfaction_rating__isnull=True) | Q(satisfaction_rating__range=(1, 5)),
@@ -373,7 +369,7 @@ class TicketMessage(models.Model):
         db_table = "ticket_messages"
         ordering = ["created_at", "id"]
         constraints = [
-            _org_id_key("ticket_messages"),
+            org_id_key("ticket_messages"),
             models.CheckConstraint(
                 condition=~Q(kind="note") | Q(from_customer=False), name="ticket_messages_note_by_agent_ck"
             ),
@@ -506,7 +502,7 @@ class Article(models.Model):
         db_table = "kb_articles"
         ordering = ["title"]
         constraints = [
-            _org_id_key("kb_articles"),
+            org_id_key("kb_articles"),
             models.UniqueConstraint(fields=["organization", "slug"], name="kb_articles_slug_key"),
         ]
         indexes = [

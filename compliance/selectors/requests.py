@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from compliance.models import OPEN_STATUSES, PrivacyRequest, RequestStatus
+from compliance.models import OPEN_STATUSES, CcpaRequest, GdprRequest, PrivacyRequest, RequestStatus
 from compliance.services.requests.common import KINDS
 from compliance.services.requests.deadlines import DUE_SOON
 from crm.models import AuditLog, User
@@ -392,3 +392,33 @@ def privacy_panel_for_customer(*, customer, actor: User) -> dict:
             for row in rows
         ],
     }
+
+
+# What the public verify pages read of a request: its state and deadline, never its details or result.
+PUBLIC_REQUEST_FIELDS = (
+    "id",
+    "organization_id",
+    "number",
+    "status",
+    "request_type",
+    "requester_email",
+    "due_at",
+    "extended_at",
+    "verification_code_hash",
+    "verification_sent_at",
+    "verification_attempts",
+    "verified_at",
+    "rejection_reason",
+)
+
+
+def public_request_get(*, organization_id, pk) -> PrivacyRequest:
+    """The GDPR or CCPA request `pk` of the organization, for its data subject's public pages (no login: the
+    organization comes from the URL's slug); 404 if it is neither. The ids are UUIDs of one space."""
+    for model in (GdprRequest, CcpaRequest):
+        found = (
+            model.objects.filter(organization_id=organization_id, pk=pk).only(*PUBLIC_REQUEST_FIELDS).first()
+        )
+        if found is not None:
+            return found
+    raise Http404

@@ -22,11 +22,8 @@ Abuse: the form would otherwise be a way to make us email codes to anyone, so
 
 from __future__ import annotations
 
-import hashlib
-
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -35,10 +32,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compliance.forms_public import PublicRequestForm, VerificationCodeForm
-from compliance.models import CcpaRequest, GdprRequest, PrivacyRequest, RequestSource, RequestStatus
+from compliance.models import PrivacyRequest, RequestSource, RequestStatus
+from compliance.selectors.requests import public_request_get
 from compliance.services.requests import request_create, request_send_verification, request_verify
 from compliance.services.requests.verification import verification_attempts_left
 from crm.middleware import client_ip
+from crm.rate_limits import over_limit
 from crm.views import _apply_errors
 from support.views.public_kb import public_tenant
 
@@ -47,39 +46,11 @@ SUBMIT_PER_IP = (5, 60 * 60)
 SUBMIT_PER_EMAIL = (3, 60 * 60)
 RESEND_PER_REQUEST = (3, 60 * 60)
 RESEND_PER_IP = (10, 60 * 60)
-REQUEST_FIELDS = (
-    "id",
-    "organization_id",
-    "number",
-    "status",
-    "request_type",
-    "requester_email",
-    "due_at",
-    "extended_at",
-    "verification_code_hash",
-    "verification_sent_at",
-    "verification_attempts",
-    "verified_at",
-    "rejection_reason",
-)
-
-
-def _digest(value: str) -> str:
-    # Hashed: the cache never holds visitors' IPs or email addresses in the clear.
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 def _over_limit(name: str, value: str, limit: tuple[int, int]) -> bool:
-    """Count one event for `value` under `name`; True when it is over `limit` in the current window."""
     allowed, window = limit
-    key = f"compliance:public-rate:{name}:{_digest(value)}"
-    cache.add(key, 0, timeout=window)  # starts the window; a no-op when it is already open
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr: a fresh window
-        cache.add(key, 1, timeout=window)
-        count = 1
-    return count > allowed
+    return over_limit(f"privacy-public:{name}", value, allowed=allowed, window=window)
 
 
 def _too_many(request, organization, status=429):
@@ -89,15 +60,6 @@ def _too_many(request, organization, status=429):
         {"title": _("Too many requests"), "organization": organization},
         status=status,
     )
-
-
-def _request_of(organization, pk) -> PrivacyRequest:
-    """The GDPR or CCPA request `pk` of `organization` (the ids are UUIDs of one space); 404 if neither."""
-    for model in (GdprRequest, CcpaRequest):
-        found = model.objects.filter(organization_id=organization.pk, pk=pk).only(*REQUEST_FIELDS).first()
-        if found is not None:
-            return found
-    raise Http404
 
 
 def _verify_url(organization, privacy_request_id) -> str:
@@ -151,7 +113,7 @@ def _form(request, organization, form: PublicRequestForm):
 @require_http_methods(["GET", "POST"])
 def verify(request, org_slug, pk):
     with public_tenant(org_slug) as organization:
-        privacy_request = _request_of(organization, pk)
+        privacy_request = public_request_get(organization_id=organization.pk, pk=pk)
         if request.method == "GET":
             return _verify_page(request, organization, privacy_request, VerificationCodeForm())
         form = VerificationCodeForm(request.POST)
@@ -180,7 +142,7 @@ def verify(request, org_slug, pk):
 @require_POST
 def resend(request, org_slug, pk):
     with public_tenant(org_slug) as organization:
-        privacy_request = _request_of(organization, pk)
+        privacy_request = public_request_get(organization_id=organization.pk, pk=pk)
         if privacy_request.status not in (RequestStatus.RECEIVED, RequestStatus.VERIFYING):
             return HttpResponseRedirect(_verify_url(organization, privacy_request.pk))
         over = _over_limit("resend-request", str(privacy_request.pk), RESEND_PER_REQUEST) | _over_limit(

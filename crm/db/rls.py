@@ -4,7 +4,7 @@ The policy fails closed: with no `app.organization_id` set, `NULLIF(...)::uuid` 
 NULL, and no row is visible or writable. `FORCE` makes the policy apply to the table owner as well.
 """
 
-from django.db import migrations
+from django.db import migrations, models
 
 TENANT_PREDICATE = (
     "{column} = NULLIF(current_setting('app.organization_id', true), '')::uuid"
@@ -56,3 +56,8 @@ def add_tenant_foreign_key(
         ),
         reverse_sql=f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"',
     )
+
+
+def org_id_key(table: str) -> models.UniqueConstraint:
+    """The model constraint (organization_id, id): the target of composite tenant foreign keys."""
+    return models.UniqueConstraint(fields=["organization", "id"], name=f"{table}_org_id_key")

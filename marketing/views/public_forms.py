@@ -26,9 +26,6 @@ shows the thank-you text; a reload does not submit twice.
 
 from __future__ import annotations
 
-import hashlib
-
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
@@ -37,6 +34,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from crm.middleware import client_ip
+from crm.rate_limits import over_limit
 from crm.views import _apply_errors
 from marketing.forms_leadforms import PublicLeadForm
 from marketing.models import LeadForm
@@ -47,22 +45,11 @@ RATE_LIMIT = 5
 RATE_WINDOW = 10 * 60  # seconds
 
 
-def _rate_key(request, lead_form: LeadForm) -> str:
-    # The address is hashed: the cache never holds visitors' IPs in the clear.
-    address = hashlib.sha256(client_ip(request).encode()).hexdigest()[:32]
-    return f"marketing:form-rate:{lead_form.pk}:{address}"
-
-
 def _over_limit(request, lead_form: LeadForm) -> bool:
     """Count this submission; True when it is over the limit for its IP and form in the current window."""
-    key = _rate_key(request, lead_form)
-    cache.add(key, 0, timeout=RATE_WINDOW)  # starts the window; a no-op when it is already open
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr: a fresh window
-        cache.add(key, 1, timeout=RATE_WINDOW)
-        count = 1
-    return count > RATE_LIMIT
+    return over_limit(
+        f"marketing-form:{lead_form.pk}", client_ip(request), allowed=RATE_LIMIT, window=RATE_WINDOW
+    )
 
 
 def _page(request, *, organization, lead_form, form=None, sent=False, status=200):

@@ -174,9 +174,9 @@ def test_sending_a_code_stores_only_its_keyed_hash_and_emails_it(org_a, django_c
     assert stored.verification_sent_at is not None
     assert len(code) == 8 and not set(code) & set("01OIL")
     assert code not in stored.verification_code_hash
-    expected = hmac.new(
-        settings.SECRET_KEY.encode(), f"gdpr_requests:{stored.pk}:{code}".encode(), hashlib.sha256
-    ).hexdigest()
+    # Django's salted_hmac: HMAC-SHA256 keyed with sha256(salt + SECRET_KEY).
+    key = hashlib.sha256(("compliance.verification" + settings.SECRET_KEY).encode()).digest()
+    expected = hmac.new(key, f"gdpr_requests:{stored.pk}:{code}".encode(), hashlib.sha256).hexdigest()
     assert stored.verification_code_hash == expected
     assert mail.outbox[-1].to == ["dana@example.org"]
 

@@ -1,22 +1,21 @@
 """Identity verification: a one-time code sent to the requester's email, or a staff check by other means.
 
 The code comes from `secrets` (the design document's MD5 of random() is guessable) and is stored only as an
-HMAC-SHA256 keyed with SECRET_KEY and bound to the request, so the database never holds a usable code and
+HMAC-SHA256 keyed with SECRET_KEY (Django's salted_hmac) and bound to the request, so the database never holds a usable code and
 a hash from one request proves nothing for another. Codes die after MAX_VERIFICATION_ATTEMPTS wrong tries
 or VERIFICATION_CODE_TTL.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from compliance.models import PrivacyRequest, RequestStatus
@@ -30,8 +29,8 @@ CODE_LENGTH = 8
 
 
 def _code_hash(privacy_request: PrivacyRequest, code: str) -> str:
-    message = f"{privacy_request._meta.db_table}:{privacy_request.pk}:{code}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
+    message = f"{privacy_request._meta.db_table}:{privacy_request.pk}:{code}"
+    return salted_hmac("compliance.verification", message, algorithm="sha256").hexdigest()
 
 
 def _normalise_code(code: str) -> str:
