@@ -40,17 +40,20 @@ def record_access(
     user: User | None,
     action: AccessAction | str,
     customer: Customer | None = None,
+    customer_id=None,
+    organization_id=None,
     description: str = "",
     row_count: int | None = None,
 ) -> AccessLogEntry:
     """Append one row to the access log.
 
-    The organization is the user's, else the customer's, else the current tenant context's (a data subject
-    downloading through a signed link has no user, and an erased request may have lost its customer). The
-    request id and client address come from the HTTP request when there is one.
+    The organization is the one given, else the user's, else the customer's, else the current tenant
+    context's (a data subject downloading through a signed link has no user, and an erased request may have
+    lost its customer). The request id and client address come from the HTTP request when there is one.
     """
     organization_id = (
-        getattr(user, "organization_id", None)
+        organization_id
+        or getattr(user, "organization_id", None)
         or getattr(customer, "organization_id", None)
         or tenancy.current_organization_id()
     )
@@ -60,7 +63,7 @@ def record_access(
         organization_id=organization_id,
         user=user if user is not None and user.is_authenticated else None,
         action=AccessAction(action),
-        customer=customer,
+        customer_id=customer.pk if customer is not None else customer_id,
         description=description[:DESCRIPTION_MAX],
         row_count=row_count,
         request_id=(getattr(request_or_none, "request_id", "") or "")[:64],
@@ -74,14 +77,13 @@ def record_audit_entry_view(sender, *, request, entry, **kwargs) -> None:
     their own); entries of platform tables (no organization) hold no customer data and are not logged."""
     if entry.organization_id is None:
         return
-    AccessLogEntry.objects.create(
-        organization_id=entry.organization_id,
-        user=request.user if request.user.is_authenticated else None,
+    record_access(
+        request_or_none=request,
+        user=request.user,
         action=AccessAction.VIEW_AUDIT_ENTRY,
+        organization_id=entry.organization_id,
         customer_id=entry.record_id if entry.table_name == "customers" else None,
-        description=f"{entry.table_name} {entry.record_id} ({entry.operation})"[:DESCRIPTION_MAX],
-        request_id=(getattr(request, "request_id", "") or "")[:64],
-        ip_address=getattr(request, "client_ip", None) or None,
+        description=f"{entry.table_name} {entry.record_id} ({entry.operation})",
     )
 
 
