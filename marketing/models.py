@@ -115,6 +115,10 @@ class Campaign(models.Model):
     send_started_at = models.DateTimeField(null=True, blank=True)
     send_finished_at = models.DateTimeField(null=True, blank=True)
     send_error = models.CharField(max_length=500, blank=True)
+    # Materialization in parallel slices of the customers' ids (marketing/sending.py): the slice bounds,
+    # planned once per send (NULL until then), and the slices whose recipients are written.
+    materialize_bounds = ArrayField(models.UUIDField(), null=True, blank=True, editable=False)
+    materialized_slices = ArrayField(models.PositiveIntegerField(), default=list, blank=True, editable=False)
     # Counters of the send, kept set-based by the send tasks and tracking (never recounted per page view).
     recipients_total = models.PositiveIntegerField(default=0)
     sent_count = models.PositiveIntegerField(default=0)

@@ -110,6 +110,8 @@ register(
             "from_name": "the sender shown to recipients: the organization or a staff member",
             "reply_to": "the organization's reply address",
             "send_error": "why a blast stopped (a configuration or provider error)",
+            "materialize_bounds": "customer ids where the materialization's slices start (keys, no data)",
+            "materialized_slices": "numbers of the slices written",
         },
     ),
     NotPersonal(model=models.CampaignSegment, fields={}),

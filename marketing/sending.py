@@ -3,8 +3,9 @@ email takes out (claim, build, send, mark), campaign blasts and sequence emails 
 
 At most once per recipient, by construction:
 
-1. Materialization writes one `email_sends` row per recipient in one set-based INSERT ... SELECT; the database
-   refuses a second row for the same (campaign, customer) (see marketing/db.py), so a re-run adds nothing.
+1. Materialization writes one `email_sends` row per recipient, set-based, one INSERT ... SELECT per slice of
+   the customers (slices run in parallel tasks); the database refuses a second row for the same (campaign,
+   customer) (see marketing/db.py), so a re-run adds nothing.
 2. A sender *claims* rows in a transaction of its own, committed before anything goes out:
    `queued -> sending` with `FOR UPDATE SKIP LOCKED`, so two senders never hold the same row. Only after that
    commit does it talk to the mail server (the delivery runs in `transaction.on_commit`).
@@ -75,40 +76,43 @@ WHERE m.organization_id = %s AND m.segment_id IN (
     SELECT cs.segment_id FROM campaign_segments cs WHERE cs.organization_id = %s AND cs.campaign_id = %s)
 """
 
+# One slice of the audience: the mailable members of the campaign's segments whose customer id is in
+# [lower, upper) (the range is repeated on the memberships: PostgreSQL does not carry it across the semi
+# join), queued, or held for an A/B test's split.
 _INSERT_COLUMNS = """
 INSERT INTO email_sends (id, organization_id, campaign_id, customer_id, variant_id, step_run_id, blast_at,
     scheduled_send_time, email, status, in_test, attempts, message_id, queued_at, open_count, click_count,
     error, created_at)
 """
 
-# Everyone gets the campaign's template: all rows queued.
 _MATERIALIZE_SQL = f"""
 {_INSERT_COLUMNS}
-SELECT {UUID7_SQL}, %s, %s, a.id, NULL, NULL, %s, %s, a.email, 'queued', false, 0, '', now(), 0, 0, '', now()
+SELECT {UUID7_SQL}, %s, %s, a.id, NULL, NULL, %s, %s, a.email, %s, false, 0, '',
+    CASE WHEN %s = 'queued' THEN now() END, 0, 0, '', now()
 FROM ({{mailable}}) a
-WHERE a.id IN ({_MEMBERS_SQL})
+WHERE a.id IN ({_MEMBERS_SQL} AND m.customer_id >= %s AND m.customer_id < %s) AND a.id >= %s AND a.id < %s
 ON CONFLICT DO NOTHING
 """
 
-# An A/B test: the audience in one random order; the first test_n are the sample (variants round-robin over
-# that order, queued), the rest wait for the winner (held, no variant).
-_MATERIALIZE_AB_SQL = f"""
-WITH ranked AS MATERIALIZED (
-    SELECT a.id, a.email, row_number() OVER (ORDER BY random()) AS rn, count(*) OVER () AS total
-    FROM ({{mailable}}) a
-    WHERE a.id IN ({_MEMBERS_SQL})
-),
-split AS (
-    SELECT id, email, rn, rn <= round(total * %s / 100.0) AS in_test FROM ranked
+# Open ends of the first and the last slice (every UUID sorts between them).
+_LOWEST = uuid.UUID(int=0)
+_HIGHEST = uuid.UUID(int=2**128 - 1)
+
+# The A/B split, once every slice is written: a random sample of the test share among the held rows, the
+# variants round-robin over that random order; the rest stay held for the winner.
+_AB_SPLIT_SQL = """
+WITH blast AS MATERIALIZED (
+    SELECT id FROM email_sends
+    WHERE organization_id = %(org)s AND campaign_id = %(campaign)s AND scheduled_send_time = %(at)s
+      AND step_run_id IS NULL AND status = 'held'
+), sample AS (
+    SELECT id, row_number() OVER () AS rn
+    FROM (SELECT id FROM blast ORDER BY random() LIMIT (SELECT round(count(*) * %(share)s / 100.0) FROM blast)) s
 )
-{_INSERT_COLUMNS}
-SELECT {UUID7_SQL}, %s, %s, s.id,
-    CASE WHEN s.in_test THEN (%s::uuid[])[1 + (s.rn - 1) %% %s] END,
-    NULL, %s, %s, s.email,
-    CASE WHEN s.in_test THEN 'queued' ELSE 'held' END, s.in_test, 0, '',
-    CASE WHEN s.in_test THEN now() END, 0, 0, '', now()
-FROM split s
-ON CONFLICT DO NOTHING
+UPDATE email_sends e
+SET in_test = true, status = 'queued', queued_at = now(), variant_id = (%(variants)s::uuid[])[1 + (sample.rn - 1) %% %(k)s]
+FROM sample
+WHERE e.organization_id = %(org)s AND e.scheduled_send_time = %(at)s AND e.id = sample.id
 """
 
 
@@ -121,40 +125,72 @@ def ab_variants(campaign: Campaign) -> tuple[ABTest | None, list[Variant]]:
     return (test, variants) if len(variants) >= 2 else (None, [])
 
 
-def materialize_recipients(*, campaign: Campaign) -> int:
-    """Write the campaign's recipients into email_sends in one INSERT ... SELECT: the members of its segments
-    who may be emailed (`mailable_customers`), once each, all scheduled at the campaign's frozen send_at
-    (set to now when empty). With an A/B test of two or more variants, the random split happens in the same
-    statement. A re-run adds nothing (ON CONFLICT DO NOTHING on the one-row-per-recipient key). Returns how
-    many rows this run added; `recipients_total` is then set from the table. Runs in the caller's tenant
-    transaction (RLS applies)."""
-    if campaign.send_at is None:
+def materialize_recipients(
+    *, campaign: Campaign, lower: uuid.UUID | None = None, upper: uuid.UUID | None = None
+) -> int:
+    """Write the campaign's recipients whose customer id is in [lower, upper) (everyone by default) into
+    email_sends in one INSERT ... SELECT: the members of its segments who may be emailed
+    (`mailable_customers`), once each, all scheduled at the campaign's frozen send_at (now, when empty). Queued, or held when
+    the campaign has an A/B test (the split follows once every slice is written). A re-run adds nothing
+    (ON CONFLICT DO NOTHING on the one-row-per-recipient key). Returns how many rows it added. Runs in the
+    caller's tenant transaction (RLS applies)."""
+    if campaign.send_at is None:  # the planner froze it already; a direct caller gets now
         campaign.send_at = timezone.now()
         Campaign.objects.filter(pk=campaign.pk, send_at__isnull=True).update(send_at=campaign.send_at)
     org, cid, at = campaign.organization_id, campaign.pk, campaign.send_at
-    mailable_sql, mailable_params = mailable_customers(org).values("id", "email").query.sql_with_params()
-    members = [org, org, cid]
-    test, variants = ab_variants(campaign)
-    if test is None:
-        sql = _MATERIALIZE_SQL.format(mailable=mailable_sql)
-        params = [org, cid, at, at, *mailable_params, *members]
-    else:
-        sql = _MATERIALIZE_AB_SQL.format(mailable=mailable_sql)
-        variant_ids = [v.pk for v in variants]
-        params = [
-            *mailable_params,
-            *members,
-            test.test_share,
-            org,
-            cid,
-            variant_ids,
-            len(variant_ids),
-            at,
-            at,
-        ]
+    audience = mailable_customers(org).values("id", "email").order_by()  # any order: the indexes cope
+    mailable_sql, mailable_params = audience.query.sql_with_params()
+    test, _variants = ab_variants(campaign)
+    status = SendStatus.HELD if test is not None else SendStatus.QUEUED
+    lower, upper = lower or _LOWEST, upper or _HIGHEST
+    params = [org, cid, at, at, status, status, *mailable_params, org, org, cid, lower, upper, lower, upper]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        # Hash joins only. How many of an organization's customers fall in an id range is a guess for the
+        # planner (the statistics are the whole table's, every organization's ids mixed); guessing "a
+        # handful" once made it probe the suppressions per customer by organization alone, minutes for a
+        # slice of 50,000. Hashing costs one pass over the slice's customers and members whatever the guess.
+        cursor.execute(
+            "SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)"
+        )
+        previous = cursor.fetchone()[0]
+        cursor.execute(_MATERIALIZE_SQL.format(mailable=mailable_sql), params)
         added = cursor.rowcount
+        cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
+    return added
+
+
+def slice_bounds(organization_id) -> list[uuid.UUID]:
+    """The first customer id of every slice but the first, cutting the organization's customers (in id order)
+    into slices of MARKETING_MATERIALIZE_SLICE: no bounds, one slice, for up to that many customers. Later
+    customers (larger UUIDv7 ids) fall in the last slice, which has no upper end."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM customers"
+            " WHERE organization_id = %s) c WHERE n %% %s = 1 AND n > 1 ORDER BY id",
+            [organization_id, settings.MARKETING_MATERIALIZE_SLICE],
+        )
+        bounds = [row[0] for row in cursor.fetchall()]
+    return bounds
+
+
+def _finish_materialization(campaign: Campaign) -> None:
+    """Once every slice is written (in the transaction that writes the last one): the recipient count, the
+    A/B test's split and start, the state, and the first chunks (enqueued on commit)."""
+    org, cid, at = campaign.organization_id, campaign.pk, campaign.send_at
+    test, variants = ab_variants(campaign)
+    with connection.cursor() as cursor:
+        if test is not None:
+            cursor.execute(
+                _AB_SPLIT_SQL,
+                {
+                    "org": org,
+                    "campaign": cid,
+                    "at": at,
+                    "share": test.test_share,
+                    "variants": [v.pk for v in variants],
+                    "k": len(variants),
+                },
+            )
         cursor.execute(
             "UPDATE campaigns SET recipients_total = (SELECT count(*) FROM email_sends WHERE organization_id = %s"
             " AND campaign_id = %s AND scheduled_send_time = %s AND step_run_id IS NULL)"
@@ -162,40 +198,113 @@ def materialize_recipients(*, campaign: Campaign) -> int:
             [org, cid, at, org, cid],
         )
         campaign.recipients_total = cursor.fetchone()[0]
-    return added
-
-
-def start_campaign_send(*, campaign_id: uuid.UUID | str) -> Campaign | None:
-    """Materialize a launched campaign's recipients and move it to sending (or to its A/B test); returns the
-    campaign, or None when it is not waiting to be materialized (already done, paused) or another worker is
-    materializing it right now. Runs in the caller's tenant transaction; chunks are enqueued on commit."""
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
-    if campaign is None or campaign.send_state != Campaign.SendState.MATERIALIZING:
-        return None
-    with connection.cursor() as cursor:
-        # One materialization per campaign at a time (a redelivered task, the dispatcher's restart); the lock
-        # ends with this transaction.
-        cursor.execute(
-            "SELECT pg_try_advisory_xact_lock(hashtext('marketing.send:' || %s))", [str(campaign.pk)]
-        )
-        if not cursor.fetchone()[0]:
-            return None
-    # Re-read under the lock (no row lock: materializing a million rows takes seconds, and the campaign
-    # page must stay editable meanwhile; the state moves on only through the UPDATE below).
-    campaign = Campaign.objects.get(pk=campaign.pk)
-    if campaign.send_state != Campaign.SendState.MATERIALIZING:
-        return None
-    materialize_recipients(campaign=campaign)
-    test, _variants = ab_variants(campaign)
     if test is not None:
         from marketing.services.abtests import abtest_start
 
         abtest_start(campaign=campaign)  # the test runs from now for its duration (decide_at)
     campaign.send_state = Campaign.SendState.TESTING if test is not None else Campaign.SendState.SENDING
-    Campaign.objects.filter(pk=campaign.pk, send_state=Campaign.SendState.MATERIALIZING).update(
+    Campaign.objects.filter(pk=cid, send_state=Campaign.SendState.MATERIALIZING).update(
         send_state=campaign.send_state
     )
     start_lanes(campaign)  # enqueued when this transaction commits
+
+
+def start_campaign_send(*, campaign_id: uuid.UUID | str) -> Campaign | None:
+    """Plan a launched campaign's materialization and start it: its send time is frozen (now, when empty), the
+    customers are cut into slices (`slice_bounds`, once per send) and a task per slice not yet written is
+    enqueued on commit; with one slice, it is written right here. Returns the campaign, or None when it is
+    not waiting to be materialized (already done, paused) or another worker is planning it right now. Run
+    again (the dispatcher, for a materialization a dead worker left), it enqueues only the missing slices.
+    Runs in the caller's tenant transaction."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or campaign.send_state != Campaign.SendState.MATERIALIZING:
+        return None
+    with connection.cursor() as cursor:
+        # One planner per campaign at a time (a redelivered task, the dispatcher's restart); the lock ends
+        # with this transaction.
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtext('marketing.send:' || %s))", [str(campaign.pk)]
+        )
+        if not cursor.fetchone()[0]:
+            return None
+    # Re-read under the lock (no row lock: the slices mark themselves done on this row, and the campaign
+    # page must stay editable meanwhile; the state moves on only through conditional UPDATEs).
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    if campaign.send_state != Campaign.SendState.MATERIALIZING:
+        return None
+    if campaign.send_at is None:
+        campaign.send_at = timezone.now()
+        Campaign.objects.filter(pk=campaign.pk, send_at__isnull=True).update(send_at=campaign.send_at)
+    if campaign.materialize_bounds is None:
+        campaign.materialize_bounds = slice_bounds(campaign.organization_id)
+        campaign.materialized_slices = []
+        Campaign.objects.filter(pk=campaign.pk, materialize_bounds__isnull=True).update(
+            materialize_bounds=campaign.materialize_bounds, materialized_slices=[]
+        )
+    missing = [
+        index
+        for index in range(len(campaign.materialize_bounds) + 1)
+        if index not in campaign.materialized_slices
+    ]
+    if len(missing) == 1 and not campaign.materialize_bounds:
+        return materialize_slice(campaign_id=campaign.pk, index=0) or campaign
+    from marketing.tasks.sends import materialize_campaign_slice
+
+    heartbeat(campaign.pk)  # the dispatcher leaves the slices this long to start before it plans again
+    for index in missing:
+        materialize_campaign_slice.delay_on_commit(
+            campaign_id=str(campaign.pk), index=index, organization_id=str(campaign.organization_id)
+        )
+    return campaign
+
+
+def materialize_slice(*, campaign_id, index: int) -> Campaign | None:
+    """Write one slice of a campaign's recipients and mark it done; the slice that completes the set finishes
+    the materialization (`_finish_materialization`) in the same transaction. Idempotent: a slice already
+    marked, or being written by another worker right now, is left alone (None). Runs in the caller's tenant
+    transaction."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if (
+        campaign is None
+        or campaign.send_state != Campaign.SendState.MATERIALIZING
+        or campaign.materialize_bounds is None
+        or index in campaign.materialized_slices
+        or index > len(campaign.materialize_bounds)
+    ):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtext('marketing.slice:' || %s || ':' || %s))",
+            [str(campaign.pk), index],
+        )
+        if not cursor.fetchone()[0]:
+            return None
+        heartbeat(campaign.pk)
+        # The composite keys are checked at the end of the INSERT rather than at commit, so that the campaign
+        # row below is locked only for the moment it takes to mark the slice (and, in the last one, finish);
+        # then back to the default (every deferrable key of the schema is INITIALLY DEFERRED).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        bounds = campaign.materialize_bounds
+        materialize_recipients(
+            campaign=campaign,
+            lower=bounds[index - 1] if index > 0 else None,
+            upper=bounds[index] if index < len(bounds) else None,
+        )
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        # Concurrent slices queue on the campaign's row here, so exactly one of them sees the set complete.
+        cursor.execute(
+            "UPDATE campaigns SET materialized_slices = array_append(materialized_slices, %s)"
+            " WHERE organization_id = %s AND id = %s AND send_state = %s AND NOT (%s = ANY(materialized_slices))"
+            " RETURNING cardinality(materialized_slices), cardinality(materialize_bounds)",
+            [index, campaign.organization_id, campaign.pk, Campaign.SendState.MATERIALIZING, index],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    done, cuts = row
+    campaign.materialized_slices = [*campaign.materialized_slices, index]
+    if done == (cuts or 0) + 1:
+        _finish_materialization(campaign)
     return campaign
 
 
@@ -812,6 +921,7 @@ def due_campaigns(*, now: datetime.datetime | None = None) -> list[tuple[uuid.UU
         cursor.execute(
             """
             UPDATE campaigns SET send_state = 'materializing', send_started_at = %s,
+                materialize_bounds = NULL, materialized_slices = '{}',
                 status = CASE WHEN status IN ('draft', 'scheduled') THEN 'active' ELSE status END
             WHERE send_state = %s AND send_at <= %s
             RETURNING organization_id, id
@@ -823,7 +933,8 @@ def due_campaigns(*, now: datetime.datetime | None = None) -> list[tuple[uuid.UU
             "SELECT organization_id, id FROM campaigns WHERE send_state = 'materializing' AND send_started_at < %s",
             [now - datetime.timedelta(minutes=10)],
         )
-        return due + cursor.fetchall()
+        # Slices still waiting in the queue or running keep the heartbeat fresh: not restarted.
+        return due + [(org, pk) for org, pk in cursor.fetchall() if not has_heartbeat(pk)]
 
 
 def stalled_campaigns() -> list[tuple[uuid.UUID, uuid.UUID]]:

@@ -249,6 +249,9 @@ CRM_IMPORT_MAX_ROWS = env.int("CRM_IMPORT_MAX_ROWS", default=100_000)
 # token bucket in Redis), and how many emails one chunk task claims and sends (marketing/sending.py).
 MARKETING_SEND_RATE = env.float("MARKETING_SEND_RATE", default=20.0)
 MARKETING_SEND_CHUNK = env.int("MARKETING_SEND_CHUNK", default=100)
+# Customers per slice of a campaign's recipient materialization: each slice is a task of its own, so the
+# workers write a large audience in parallel (marketing/sending.py).
+MARKETING_MATERIALIZE_SLICE = env.int("MARKETING_MATERIALIZE_SLICE", default=50_000)
 # Privacy: days a GDPR / CCPA export's signed download link works (compliance/exporting.py).
 PRIVACY_EXPORT_LINK_DAYS = env.int("PRIVACY_EXPORT_LINK_DAYS", default=7)
 

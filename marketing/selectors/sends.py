@@ -60,6 +60,20 @@ class SendProgress:
         return min(100, self.handled * 100 // self.total)
 
     @property
+    def slices_total(self) -> int:
+        """Slices of the recipients' materialization (0 until it is planned)."""
+        bounds = self.campaign.materialize_bounds
+        return 0 if bounds is None else len(bounds) + 1
+
+    @property
+    def slices_done(self) -> int:
+        return len(self.campaign.materialized_slices)
+
+    @property
+    def materialize_percent(self) -> int:
+        return self.slices_done * 100 // self.slices_total if self.slices_total else 0
+
+    @property
     def is_scheduled(self) -> bool:
         return self.state == Campaign.SendState.SCHEDULED
 

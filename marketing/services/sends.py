@@ -76,6 +76,7 @@ def campaign_send_launch(*, campaign: Campaign, actor: User) -> Campaign:
         campaign.send_at = now
         campaign.send_state = Campaign.SendState.MATERIALIZING
         campaign.send_started_at = now
+        campaign.materialize_bounds, campaign.materialized_slices = None, []  # planned by the start task
         if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED):
             campaign.status = Campaign.Status.ACTIVE
         from marketing.tasks.sends import start_campaign_send
@@ -85,7 +86,16 @@ def campaign_send_launch(*, campaign: Campaign, actor: User) -> Campaign:
         )
     campaign.send_error = ""
     campaign.save(
-        update_fields=["send_at", "send_state", "send_started_at", "status", "send_error", "updated_at"]
+        update_fields=[
+            "send_at",
+            "send_state",
+            "send_started_at",
+            "status",
+            "send_error",
+            "materialize_bounds",
+            "materialized_slices",
+            "updated_at",
+        ]
     )
     return campaign
 

@@ -17,6 +17,7 @@ from crm.celery import SystemTask, TenantTask
 
 __all__ = [
     "dispatch_due_campaigns",
+    "materialize_campaign_slice",
     "send_campaign_chunk",
     "send_sequence_email",
     "start_campaign_send",
@@ -31,11 +32,21 @@ def _backoff(retry: int) -> int:
 
 @shared_task(name="marketing.tasks.start_campaign_send", base=TenantTask, ignore_result=True)
 def start_campaign_send(campaign_id: str) -> int:
-    """Materialize a launched campaign's recipients; its chunks are enqueued on commit. Returns the total."""
+    """Plan a launched campaign's materialization: its slices are enqueued on commit (a single slice is
+    written at once, and the chunks enqueued). Returns the recipients written so far (0 while slices run)."""
     from marketing import sending
 
     campaign = sending.start_campaign_send(campaign_id=campaign_id)
     return campaign.recipients_total if campaign else 0
+
+
+@shared_task(name="marketing.tasks.materialize_campaign_slice", base=TenantTask, ignore_result=True)
+def materialize_campaign_slice(campaign_id: str, index: int) -> bool:
+    """Write one slice of a campaign's recipients; the last slice starts the send (chunks enqueued on
+    commit). Returns whether this run wrote and marked the slice."""
+    from marketing import sending
+
+    return sending.materialize_slice(campaign_id=campaign_id, index=index) is not None
 
 
 @shared_task(name="marketing.tasks.send_campaign_chunk", base=TenantTask, ignore_result=True)

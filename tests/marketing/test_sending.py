@@ -180,6 +180,136 @@ def test_ab_sample_goes_out_then_the_send_waits_for_the_winner(org_a):
     assert (campaign.send_state, campaign.sent_count, len(mail.outbox)) == ("done", 10, 10)
 
 
+def _sliced(org, campaign, settings, django_capture_on_commit_callbacks, slice_size: int):
+    """Plan a launched campaign's materialization in slices of `slice_size` customers; returns the campaign
+    and the slice indexes the planner enqueued (the tasks themselves are run by the test)."""
+    settings.MARKETING_SEND_CHUNK = 10
+    settings.MARKETING_MATERIALIZE_SLICE = slice_size
+    with tenant_context(org.pk):
+        Campaign.objects.filter(pk=campaign.pk).update(send_state="materializing", send_at=timezone.now())
+    with django_capture_on_commit_callbacks() as callbacks, tenant_context(org.pk):
+        planned = sending.start_campaign_send(campaign_id=campaign.pk)
+    assert planned is not None and planned.send_state == "materializing"
+    return _campaign(org, campaign), _indexes(callbacks)
+
+
+def _indexes(callbacks) -> list[int]:
+    """The slice indexes of the materialize_campaign_slice tasks enqueued on commit (captured callbacks)."""
+    indexes = []
+    for callback in callbacks:
+        # delay_on_commit registers a functools.partial of the task's delay with its keyword arguments
+        assert callback.func.__self__.name == "marketing.tasks.materialize_campaign_slice"
+        indexes.append(callback.keywords["index"])
+    return indexes
+
+
+def test_materialization_in_slices_writes_each_recipient_once_and_the_last_slice_starts_the_send(
+    org_a, settings, django_capture_on_commit_callbacks
+):
+    members = _customers(org_a, 11)
+    outsider = _customers(org_a, 2)  # customers of the organization, not in the segment
+    opted_out = members[4]
+    with tenant_context(org_a.pk):
+        Customer.objects.filter(pk=opted_out.pk).update(email_opt_in=False)
+    campaign = mf.email_campaign(org_a, segments=[mf.segment(org_a, *members)])
+    campaign, enqueued = _sliced(org_a, campaign, settings, django_capture_on_commit_callbacks, 4)
+
+    # Slices of 4 customers by id: the 5th, 9th and 13th of the 13 ids in order start slices 1 to 3.
+    ids = sorted(c.pk for c in members + outsider)
+    assert campaign.materialize_bounds == [ids[4], ids[8], ids[12]]
+    assert enqueued == [0, 1, 2, 3]
+    assert _rows(org_a, campaign) == []  # nothing written by the planner itself
+
+    for index in (2, 0, 3):  # any order
+        with django_capture_on_commit_callbacks() as callbacks, tenant_context(org_a.pk):
+            assert sending.materialize_slice(campaign_id=campaign.pk, index=index) is not None
+        assert callbacks == []  # no chunk before the last slice
+    assert _campaign(org_a, campaign).send_state == "materializing"
+    assert _campaign(org_a, campaign).materialized_slices == [2, 0, 3]
+    with tenant_context(org_a.pk):
+        assert sending.materialize_slice(campaign_id=campaign.pk, index=2) is None  # done: left alone
+
+    with django_capture_on_commit_callbacks() as callbacks, tenant_context(org_a.pk):
+        sending.materialize_slice(campaign_id=campaign.pk, index=1)
+    assert [c.func.__self__.name for c in callbacks] == ["marketing.tasks.send_campaign_chunk"]
+    campaign = _campaign(org_a, campaign)
+    expected = sorted(c.pk for c in members if c.pk != opted_out.pk)
+    rows = _rows(org_a, campaign)
+    assert sorted(r.customer_id for r in rows) == expected
+    assert (campaign.send_state, campaign.recipients_total) == ("sending", 10)
+    assert {(r.status, r.in_test, r.variant_id) for r in rows} == {("queued", False, None)}
+    with tenant_context(org_a.pk):
+        assert sending.materialize_slice(campaign_id=campaign.pk, index=1) is None  # no longer materializing
+
+
+def test_a_replanned_materialization_enqueues_only_the_missing_slices(
+    org_a, settings, django_capture_on_commit_callbacks
+):
+    campaign = mf.email_campaign(org_a, segments=[mf.segment(org_a, *_customers(org_a, 9))])
+    campaign, enqueued = _sliced(org_a, campaign, settings, django_capture_on_commit_callbacks, 3)
+    assert enqueued == [0, 1, 2]
+    bounds = campaign.materialize_bounds
+    with tenant_context(org_a.pk):
+        sending.materialize_slice(campaign_id=campaign.pk, index=1)
+    # A slice whose worker died mid-way leaves nothing: its transaction rolled back.
+    with pytest.raises(RuntimeError), tenant_context(org_a.pk):
+        sending.materialize_slice(campaign_id=campaign.pk, index=0)
+        raise RuntimeError("worker lost")
+    assert len(_rows(org_a, campaign)) == 3
+
+    # The dispatcher plans again: the same bounds, the two slices not done.
+    with django_capture_on_commit_callbacks() as callbacks, tenant_context(org_a.pk):
+        assert sending.start_campaign_send(campaign_id=campaign.pk) is not None
+    assert _indexes(callbacks) == [0, 2]
+    assert _campaign(org_a, campaign).materialize_bounds == bounds
+    for index in (0, 2):
+        with tenant_context(org_a.pk):
+            sending.materialize_slice(campaign_id=campaign.pk, index=index)
+    campaign = _campaign(org_a, campaign)
+    assert (campaign.send_state, campaign.recipients_total, len(_rows(org_a, campaign))) == ("sending", 9, 9)
+
+
+def test_an_ab_test_materialized_in_slices_is_split_once_at_the_end(
+    org_a, settings, django_capture_on_commit_callbacks
+):
+    campaign = mf.email_campaign(org_a, segments=[mf.segment(org_a, *_customers(org_a, 20))])
+    mf.ab_test(org_a, campaign=campaign, labels=("A", "B", "C"), test_share=30)
+    campaign, enqueued = _sliced(org_a, campaign, settings, django_capture_on_commit_callbacks, 6)
+    assert enqueued == [0, 1, 2, 3]
+    for index in enqueued[:-1]:
+        with tenant_context(org_a.pk):
+            sending.materialize_slice(campaign_id=campaign.pk, index=index)
+    assert {r.status for r in _rows(org_a, campaign)} == {"held"}  # nobody sampled before the end
+    with tenant_context(org_a.pk):
+        sending.materialize_slice(campaign_id=campaign.pk, index=enqueued[-1])
+    rows = _rows(org_a, campaign)
+    sample = [r for r in rows if r.in_test]
+    assert len(rows) == 20 and len(sample) == 6  # round(20 x 30 / 100)
+    assert {r.status for r in sample} == {"queued"}
+    assert {(r.status, r.variant_id) for r in rows if not r.in_test} == {("held", None)}
+    per_variant: dict = {}
+    for r in sample:
+        per_variant[r.variant_id] = per_variant.get(r.variant_id, 0) + 1
+    assert sorted(per_variant.values()) == [2, 2, 2]
+    assert _campaign(org_a, campaign).send_state == "testing"
+
+
+def test_the_dispatcher_restarts_a_stale_materialization_only_when_its_slices_went_quiet(org_a):
+    campaign = mf.email_campaign(org_a, segments=[mf.segment(org_a, *_customers(org_a, 2))])
+    long_ago = timezone.now() - datetime.timedelta(minutes=11)
+    with tenant_context(org_a.pk):
+        Campaign.objects.filter(pk=campaign.pk).update(send_state="materializing", send_started_at=long_ago)
+    sending._redis().delete(f"marketing:send-lane:{campaign.pk}")
+    with system_context():
+        assert (org_a.pk, campaign.pk) in sending.due_campaigns()
+    sending.heartbeat(campaign.pk)  # a slice started (or the planner enqueued them) within five minutes
+    try:
+        with system_context():
+            assert (org_a.pk, campaign.pk) not in sending.due_campaigns()
+    finally:
+        sending._redis().delete(f"marketing:send-lane:{campaign.pk}")
+
+
 # --- The throttle -------------------------------------------------------------------------------------------
 
 
@@ -542,6 +672,20 @@ def test_send_panel_recomputes_the_progress_in_a_fixed_number_of_queries(client,
     assert len(queries) == baseline
     assert 'data-testid="count-skipped">1<' in html and 'data-testid="count-sent">11<' in html
     assert 'aria-valuenow="100"' in html and "every 2s" not in html  # done: it stops polling
+
+
+def test_send_panel_shows_the_materialization_slices_done(
+    client, login, org_a, marketer_a, settings, django_capture_on_commit_callbacks
+):
+    campaign = mf.email_campaign(org_a, segments=[mf.segment(org_a, *_customers(org_a, 8))])
+    campaign, enqueued = _sliced(org_a, campaign, settings, django_capture_on_commit_callbacks, 3)
+    assert enqueued == [0, 1, 2]
+    with tenant_context(org_a.pk):
+        sending.materialize_slice(campaign_id=campaign.pk, index=1)
+    login(marketer_a)
+    html = client.get(reverse("marketing:campaign_send_panel", args=[campaign.pk])).content.decode()
+    assert "Choosing the recipients from the segments: 1 of 3 parts done" in html
+    assert 'aria-valuenow="33"' in html and 'hx-trigger="every 2s"' in html
 
 
 def test_panel_buttons_follow_the_capability(client, login, org_a, marketer_a):
