@@ -8,7 +8,7 @@ leaves out), in two segments that overlap by 10 %, generated set-based. Three wa
   `EmailSend.objects.create`), on a sample of 2,000 members inside a savepoint that is then rolled back, its
   per-recipient cost extrapolated linearly (each member costs the same indexed queries whatever the size);
 - **the shipped path**: `start_campaign_send` plans slices of MARKETING_MATERIALIZE_SLICE customers and two
-  real Celery workers (one process each, as on two cores) write them in parallel, the last one starting the
+  real Celery workers (one process each, as on two cores; MARKETING_BENCH_WORKERS) write them in parallel, the last one starting the
   send; timed from the planner's call to the campaign leaving `materializing`;
 - **one statement**: `materialize_recipients` for the whole audience in one transaction (with its commit),
   what each slice runs for its range, for comparison.
@@ -20,7 +20,7 @@ a smaller run while developing.
 
 import os
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pytest
 import redis
@@ -42,6 +42,7 @@ from tests.owner_db import analyze_as_owner, owner_connection
 pytestmark = pytest.mark.bench
 
 RECIPIENTS = int(os.environ.get("MARKETING_BENCH_RECIPIENTS", "1000000"))
+WORKERS = int(os.environ.get("MARKETING_BENCH_WORKERS", "2"))  # one per core of this machine
 SAMPLE = 2_000
 TARGET_RATIO = 50
 TARGET_RATE = 50_000  # recipients per second
@@ -175,11 +176,13 @@ def _worker_ready(worker) -> None:
 
 
 def _parallel(org, campaign) -> tuple[float, int]:
-    """The shipped path: plan, then two worker processes write the slices; (seconds, slices)."""
+    """The shipped path: plan, then WORKERS worker processes write the slices; (seconds, slices)."""
     queue = settings.CELERY_TASK_DEFAULT_QUEUE  # where the planner enqueues the slices
-    with running_worker(queue=queue) as first, running_worker(queue=queue) as second:
-        _worker_ready(first)
-        _worker_ready(second)
+    with ExitStack() as stack:
+        workers = [stack.enter_context(running_worker(queue=queue)) for _ in range(WORKERS)]
+        for worker in workers:
+            _worker_ready(worker)
+        first = workers[0]
         with tenant_context(org.pk):
             Campaign.objects.filter(pk=campaign.pk).update(send_state="materializing")
         started = time.perf_counter()
@@ -269,7 +272,7 @@ def test_set_based_materialization_beats_row_by_row_and_starting_the_send_is_che
             f"overlapping segments (generated and vacuumed in {generated_s:.0f} s, load {os.getloadavg()[0]:.1f})\n"
             f"  row by row (mailable check + exists + create): {naive_rows:,} rows in {naive_s:.2f} s = "
             f"{naive_per * 1000:.3f} ms/recipient (extrapolated to {expected:,}: {naive_per * expected:.0f} s)\n"
-            f"  shipped path, {slices} slices on two workers: {expected:,} rows in {parallel_s:.2f} s = "
+            f"  shipped path, {slices} slices on {WORKERS} workers: {expected:,} rows in {parallel_s:.2f} s = "
             f"{parallel_per * 1000:.4f} ms/recipient = {rate:,.0f} recipients/s\n"
             f"  one statement: {added:,} rows in {single_s:.2f} s = {single_rate:,.0f} recipients/s (the INSERT "
             f"... SELECT {statement_s:.2f} s, the commit's deferred key checks the rest); slices "
