@@ -174,12 +174,13 @@ def slice_bounds(organization_id) -> list[uuid.UUID]:
 
 
 def _finish_materialization(campaign: Campaign) -> None:
-    """Once every slice is written (in the transaction that writes the last one): the recipient count, the
-    A/B test's split and start, the state, and the first chunks (enqueued on commit)."""
+    """Once every slice is written (in the transaction that writes the last one; `recipients_total` is the sum
+    the slices added): the A/B test's split and start, the state, and the first chunks (enqueued on
+    commit)."""
     org, cid, at = campaign.organization_id, campaign.pk, campaign.send_at
     test, variants = ab_variants(campaign)
-    with connection.cursor() as cursor:
-        if test is not None:
+    if test is not None:
+        with connection.cursor() as cursor:
             cursor.execute(
                 _AB_SPLIT_SQL,
                 {
@@ -191,14 +192,6 @@ def _finish_materialization(campaign: Campaign) -> None:
                     "k": len(variants),
                 },
             )
-        cursor.execute(
-            "UPDATE campaigns SET recipients_total = (SELECT count(*) FROM email_sends WHERE organization_id = %s"
-            " AND campaign_id = %s AND scheduled_send_time = %s AND step_run_id IS NULL)"
-            " WHERE organization_id = %s AND id = %s RETURNING recipients_total",
-            [org, cid, at, org, cid],
-        )
-        campaign.recipients_total = cursor.fetchone()[0]
-    if test is not None:
         from marketing.services.abtests import abtest_start
 
         abtest_start(campaign=campaign)  # the test runs from now for its duration (decide_at)
@@ -239,7 +232,7 @@ def start_campaign_send(*, campaign_id: uuid.UUID | str) -> Campaign | None:
         campaign.materialize_bounds = slice_bounds(campaign.organization_id)
         campaign.materialized_slices = []
         Campaign.objects.filter(pk=campaign.pk, materialize_bounds__isnull=True).update(
-            materialize_bounds=campaign.materialize_bounds, materialized_slices=[]
+            materialize_bounds=campaign.materialize_bounds, materialized_slices=[], recipients_total=0
         )
     missing = [
         index
@@ -285,24 +278,26 @@ def materialize_slice(*, campaign_id, index: int) -> Campaign | None:
         # then back to the default (every deferrable key of the schema is INITIALLY DEFERRED).
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         bounds = campaign.materialize_bounds
-        materialize_recipients(
+        added = materialize_recipients(
             campaign=campaign,
             lower=bounds[index - 1] if index > 0 else None,
             upper=bounds[index] if index < len(bounds) else None,
         )
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         # Concurrent slices queue on the campaign's row here, so exactly one of them sees the set complete.
+        # A slice's rows and its mark commit together, so adding its rows to the total counts each once.
         cursor.execute(
-            "UPDATE campaigns SET materialized_slices = array_append(materialized_slices, %s)"
+            "UPDATE campaigns SET materialized_slices = array_append(materialized_slices, %s),"
+            " recipients_total = recipients_total + %s"
             " WHERE organization_id = %s AND id = %s AND send_state = %s AND NOT (%s = ANY(materialized_slices))"
-            " RETURNING cardinality(materialized_slices), cardinality(materialize_bounds)",
-            [index, campaign.organization_id, campaign.pk, Campaign.SendState.MATERIALIZING, index],
+            " RETURNING cardinality(materialized_slices), cardinality(materialize_bounds), recipients_total,"
+            " materialized_slices",
+            [index, added, campaign.organization_id, campaign.pk, Campaign.SendState.MATERIALIZING, index],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    done, cuts = row
-    campaign.materialized_slices = [*campaign.materialized_slices, index]
+    done, cuts, campaign.recipients_total, campaign.materialized_slices = row
     if done == (cuts or 0) + 1:
         _finish_materialization(campaign)
     return campaign
