@@ -59,8 +59,9 @@ STALE_AFTER = datetime.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
 INTERRUPTED_ERROR = "interrupted; not resent to avoid a duplicate"
 # Marks are written every this many messages, so a killed worker loses the record of at most this many.
 MARK_EVERY = 20
-# A chunk task refreshes this Redis key (seconds to live); the dispatcher restarts a campaign whose lanes all
-# went quiet (a lane ended by an unexpected error) while rows are still queued.
+# A chunk task (and, while recipients are chosen, the planner and each slice) refreshes the campaign's Redis
+# key for this many seconds; the dispatcher restarts a campaign whose lanes all went quiet (a lane ended by an
+# unexpected error) while rows are still queued, or re-plans a materialization whose slices went quiet.
 HEARTBEAT_SECONDS = 300
 # Backoff of a chunk whose mail server could not be reached before anything went out: 15 s, 30 s, ... 16 min.
 MAX_CONNECTION_RETRIES = 7
@@ -76,15 +77,15 @@ WHERE m.organization_id = %s AND m.segment_id IN (
     SELECT cs.segment_id FROM campaign_segments cs WHERE cs.organization_id = %s AND cs.campaign_id = %s)
 """
 
-# One slice of the audience: the mailable members of the campaign's segments whose customer id is in
-# [lower, upper) (the range is repeated on the memberships: PostgreSQL does not carry it across the semi
-# join), queued, or held for an A/B test's split.
 _INSERT_COLUMNS = """
 INSERT INTO email_sends (id, organization_id, campaign_id, customer_id, variant_id, step_run_id, blast_at,
     scheduled_send_time, email, status, in_test, attempts, message_id, queued_at, open_count, click_count,
     error, created_at)
 """
 
+# One slice of the audience: the mailable members of the campaign's segments whose customer id is in
+# [lower, upper) (the range is repeated on the memberships: PostgreSQL does not carry it across the semi
+# join), queued, or held for an A/B test's split.
 _MATERIALIZE_SQL = f"""
 {_INSERT_COLUMNS}
 SELECT {UUID7_SQL}, %s, %s, a.id, NULL, NULL, %s, %s, a.email, %s, false, 0, '',
@@ -125,6 +126,13 @@ def ab_variants(campaign: Campaign) -> tuple[ABTest | None, list[Variant]]:
     return (test, variants) if len(variants) >= 2 else (None, [])
 
 
+def _freeze_send_at(campaign: Campaign) -> None:
+    """An empty send time becomes now, once (the conditional UPDATE): every row carries it."""
+    if campaign.send_at is None:
+        campaign.send_at = timezone.now()
+        Campaign.objects.filter(pk=campaign.pk, send_at__isnull=True).update(send_at=campaign.send_at)
+
+
 def materialize_recipients(
     *, campaign: Campaign, lower: uuid.UUID | None = None, upper: uuid.UUID | None = None
 ) -> int:
@@ -134,9 +142,7 @@ def materialize_recipients(
     the campaign has an A/B test (the split follows once every slice is written). A re-run adds nothing
     (ON CONFLICT DO NOTHING on the one-row-per-recipient key). Returns how many rows it added. Runs in the
     caller's tenant transaction (RLS applies)."""
-    if campaign.send_at is None:  # the planner froze it already; a direct caller gets now
-        campaign.send_at = timezone.now()
-        Campaign.objects.filter(pk=campaign.pk, send_at__isnull=True).update(send_at=campaign.send_at)
+    _freeze_send_at(campaign)  # the planner did already; a direct caller gets now
     org, cid, at = campaign.organization_id, campaign.pk, campaign.send_at
     audience = mailable_customers(org).values("id", "email").order_by()  # any order: the indexes cope
     mailable_sql, mailable_params = audience.query.sql_with_params()
@@ -225,26 +231,21 @@ def start_campaign_send(*, campaign_id: uuid.UUID | str) -> Campaign | None:
     campaign = Campaign.objects.get(pk=campaign.pk)
     if campaign.send_state != Campaign.SendState.MATERIALIZING:
         return None
-    if campaign.send_at is None:
-        campaign.send_at = timezone.now()
-        Campaign.objects.filter(pk=campaign.pk, send_at__isnull=True).update(send_at=campaign.send_at)
+    _freeze_send_at(campaign)  # before the slices: each writes it as its rows' partition key
     if campaign.materialize_bounds is None:
         campaign.materialize_bounds = slice_bounds(campaign.organization_id)
         campaign.materialized_slices = []
         Campaign.objects.filter(pk=campaign.pk, materialize_bounds__isnull=True).update(
             materialize_bounds=campaign.materialize_bounds, materialized_slices=[], recipients_total=0
         )
-    missing = [
-        index
-        for index in range(len(campaign.materialize_bounds) + 1)
-        if index not in campaign.materialized_slices
-    ]
-    if len(missing) == 1 and not campaign.materialize_bounds:
+    if not campaign.materialize_bounds:  # one slice: written here
         return materialize_slice(campaign_id=campaign.pk, index=0) or campaign
     from marketing.tasks.sends import materialize_campaign_slice
 
     heartbeat(campaign.pk)  # the dispatcher leaves the slices this long to start before it plans again
-    for index in missing:
+    for index in range(len(campaign.materialize_bounds) + 1):
+        if index in campaign.materialized_slices:
+            continue
         materialize_campaign_slice.delay_on_commit(
             campaign_id=str(campaign.pk), index=index, organization_id=str(campaign.organization_id)
         )

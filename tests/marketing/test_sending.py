@@ -183,7 +183,6 @@ def test_ab_sample_goes_out_then_the_send_waits_for_the_winner(org_a):
 def _sliced(org, campaign, settings, django_capture_on_commit_callbacks, slice_size: int):
     """Plan a launched campaign's materialization in slices of `slice_size` customers; returns the campaign
     and the slice indexes the planner enqueued (the tasks themselves are run by the test)."""
-    settings.MARKETING_SEND_CHUNK = 10
     settings.MARKETING_MATERIALIZE_SLICE = slice_size
     with tenant_context(org.pk):
         Campaign.objects.filter(pk=campaign.pk).update(send_state="materializing", send_at=timezone.now())
