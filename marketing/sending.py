@@ -84,15 +84,24 @@ INSERT INTO email_sends (id, organization_id, campaign_id, customer_id, variant_
 """
 
 # One slice of the audience: the mailable members of the campaign's segments whose customer id is in
-# [lower, upper) (the range is repeated on the memberships: PostgreSQL does not carry it across the semi
-# join), queued, or held for an A/B test's split.
+# [lower, upper) (the range is repeated on the memberships and the existing rows: PostgreSQL does not carry it
+# across the joins), and not yet recipients, queued, or held for an A/B test's split.
+#
+# Who is already a recipient is an anti-join, not ON CONFLICT DO NOTHING: a speculative insertion costs each
+# row an extra index probe and a second heap write (its confirmation), 15 % of the statement's CPU measured
+# (docs/benchmarks.md). One slice runs at a time (its advisory lock), so the unique key
+# `email_sends_recipient_key` is a backstop that nothing reaches: a row it refused would fail the slice,
+# which rolls back whole and is run again.
 _MATERIALIZE_SQL = f"""
 {_INSERT_COLUMNS}
 SELECT {UUID7_SQL}, %s, %s, a.id, NULL, NULL, %s, %s, a.email, %s, false, 0, '',
     CASE WHEN %s = 'queued' THEN now() END, 0, 0, '', now()
 FROM ({{mailable}}) a
 WHERE a.id IN ({_MEMBERS_SQL} AND m.customer_id >= %s AND m.customer_id < %s) AND a.id >= %s AND a.id < %s
-ON CONFLICT DO NOTHING
+  AND NOT EXISTS (
+    SELECT 1 FROM email_sends e
+    WHERE e.organization_id = %s AND e.campaign_id = %s AND e.scheduled_send_time = %s AND e.step_run_id IS NULL
+      AND e.customer_id = a.id AND e.customer_id >= %s AND e.customer_id < %s)
 """
 
 # Open ends of the first and the last slice (every UUID sorts between them).
@@ -140,7 +149,7 @@ def materialize_recipients(
     email_sends in one INSERT ... SELECT: the members of its segments who may be emailed
     (`mailable_customers`), once each, all scheduled at the campaign's frozen send_at (now, when empty). Queued, or held when
     the campaign has an A/B test (the split follows once every slice is written). A re-run adds nothing
-    (ON CONFLICT DO NOTHING on the one-row-per-recipient key). Returns how many rows it added. Runs in the
+    (the existing recipients are left out). Returns how many rows it added. Runs in the
     caller's tenant transaction (RLS applies)."""
     _freeze_send_at(campaign)  # the planner did already; a direct caller gets now
     org, cid, at = campaign.organization_id, campaign.pk, campaign.send_at
@@ -150,6 +159,7 @@ def materialize_recipients(
     status = SendStatus.HELD if test is not None else SendStatus.QUEUED
     lower, upper = lower or _LOWEST, upper or _HIGHEST
     params = [org, cid, at, at, status, status, *mailable_params, org, org, cid, lower, upper, lower, upper]
+    params += [org, cid, at, lower, upper]
     with connection.cursor() as cursor:
         # Hash joins only. How many of an organization's customers fall in an id range is a guess for the
         # planner (the statistics are the whole table's, every organization's ids mixed); guessing "a
