@@ -19,6 +19,7 @@ a smaller run while developing.
 """
 
 import os
+import re
 import time
 from contextlib import ExitStack, contextmanager
 
@@ -47,6 +48,7 @@ SAMPLE = 2_000
 TARGET_RATIO = 50
 TARGET_RATE = 50_000  # recipients per second
 CLAIMS = 20
+SLICE_TOOK = re.compile(r"materialize_campaign_slice\[[^\]]+\] succeeded in ([0-9.]+)s")
 
 CUSTOMERS_SQL = f"""
 INSERT INTO customers (id, organization_id, number, first_name, last_name, company_name, email, phone,
@@ -175,8 +177,9 @@ def _worker_ready(worker) -> None:
     wait_for(lambda: "ready." in worker.log.read_text(), worker, "the worker to start", seconds=60)
 
 
-def _parallel(org, campaign) -> tuple[float, int]:
-    """The shipped path: plan, then WORKERS worker processes write the slices; (seconds, slices)."""
+def _parallel(org, campaign) -> tuple[float, int, list[list[float]]]:
+    """The shipped path: plan, then WORKERS worker processes write the slices; (seconds, slices, each
+    worker's slice times)."""
     queue = settings.CELERY_TASK_DEFAULT_QUEUE  # where the planner enqueues the slices
     with ExitStack() as stack:
         workers = [stack.enter_context(running_worker(queue=queue)) for _ in range(WORKERS)]
@@ -195,9 +198,11 @@ def _parallel(org, campaign) -> tuple[float, int]:
 
         wait_for(materialized, first, "the slices", seconds=1800)
         seconds = time.perf_counter() - started
+        # Each worker's slices, as its log times them ("... succeeded in 1.52s").
+        took = [[float(s) for s in SLICE_TOOK.findall(worker.log.read_text())] for worker in workers]
     with tenant_context(org.pk):
         campaign = Campaign.objects.get(pk=campaign.pk)
-    return seconds, len(campaign.materialize_bounds) + 1
+    return seconds, len(campaign.materialize_bounds) + 1, took
 
 
 @pytest.mark.django_db(transaction=True)
@@ -211,7 +216,7 @@ def test_set_based_materialization_beats_row_by_row_and_starting_the_send_is_che
 
     naive_rows, naive_s = _row_by_row(org, single, data["segments"])
 
-    parallel_s, slices = _parallel(org, parallel)
+    parallel_s, slices, took = _parallel(org, parallel)
     with tenant_context(org.pk):
         parallel = Campaign.objects.get(pk=parallel.pk)
         written = EmailSend.objects.filter(campaign_id=parallel.pk)
@@ -233,6 +238,7 @@ def test_set_based_materialization_beats_row_by_row_and_starting_the_send_is_che
         assert sending.materialize_recipients(campaign=single) == 0  # a re-run adds nothing
 
     naive_per, parallel_per = naive_s / naive_rows, parallel_s / expected
+    every = [seconds for worker in took for seconds in worker]
     ratio, rate, single_rate = naive_per / parallel_per, expected / parallel_s, added / single_s
 
     # Starting the send: the lanes' messages (published on commit to the test queue, dropped after).
@@ -274,6 +280,8 @@ def test_set_based_materialization_beats_row_by_row_and_starting_the_send_is_che
             f"{naive_per * 1000:.3f} ms/recipient (extrapolated to {expected:,}: {naive_per * expected:.0f} s)\n"
             f"  shipped path, {slices} slices on {WORKERS} workers: {expected:,} rows in {parallel_s:.2f} s = "
             f"{parallel_per * 1000:.4f} ms/recipient = {rate:,.0f} recipients/s\n"
+            f"    slices per worker: {', '.join(f'{len(t)} ({sum(t):.2f} s busy)' for t in took)}; "
+            f"a slice {min(every):.2f}-{max(every):.2f} s\n"
             f"  one statement: {added:,} rows in {single_s:.2f} s = {single_rate:,.0f} recipients/s (the INSERT "
             f"... SELECT {statement_s:.2f} s, the commit's deferred key checks the rest); slices "
             f"{single_s / parallel_s:.2f}x faster\n"

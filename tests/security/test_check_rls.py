@@ -15,7 +15,9 @@ from django.db import ProgrammingError, connection, transaction
 from psycopg import sql
 
 from crm.models import AuditLog
-from crm.tenancy import system_context
+from crm.tenancy import system_context, tenant_context
+from customers.models import Customer
+from tests import factories
 from tests.security.conftest import owner_connection, tenant_tables
 
 
@@ -120,3 +122,38 @@ def test_the_app_role_cannot_switch_row_level_security_off(db):
     assert "must be owner" in str(error)
     _permission_error("ALTER TABLE users NO FORCE ROW LEVEL SECURITY")
     _permission_error("DROP POLICY tenant_isolation ON users")
+
+
+def test_every_policy_reads_the_tenant_settings_once_per_statement(db):
+    """The policies read `app.organization_id` and `app.user_role` in scalar sub-selects (crm/db/rls.py), which
+    PostgreSQL evaluates once per statement, never as a call on each row: every policy of the schema,
+    partitions included, after all migrations (those written before the helper changed are rewritten)."""
+    with owner_connection() as conn:
+        policies = conn.execute(
+            "SELECT tablename, policyname, coalesce(qual, '') || ' ' || coalesce(with_check, '')"
+            " FROM pg_policies WHERE schemaname = 'public'"
+        ).fetchall()
+    assert len(policies) > 100
+    tenant_org = "current_setting('app.organization_id'::text, true)"
+    role = "current_setting('app.user_role'::text, true)"
+    for table, name, text in policies:
+        assert text.count(tenant_org) == text.count(f"( SELECT (NULLIF({tenant_org}"), (table, name, text)
+        assert text.count(role) == text.count(f"( SELECT {role}"), (table, name, text)
+    assert sum(tenant_org in text for _table, _name, text in policies) == len(policies)
+
+
+def test_a_tenant_query_evaluates_the_setting_in_an_init_plan(db, org_a):
+    """What the sub-select buys: the plan reads the setting once (an InitPlan) and compares a parameter on
+    each row, and the policy still fails closed and still isolates."""
+    with tenant_context(org_a.pk):
+        factories.customer(org_a)
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (COSTS OFF) SELECT count(*) FROM customers")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        filters = [line for line in plan.splitlines() if "Filter:" in line]
+        assert "InitPlan" in plan and filters, plan
+        assert not any("current_setting" in line for line in filters), plan
+        assert Customer.objects.count() == 1
+    with connection.cursor() as cursor:  # no context: nothing visible
+        cursor.execute("SELECT count(*) FROM customers")
+        assert cursor.fetchone()[0] == 0
