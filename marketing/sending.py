@@ -88,7 +88,7 @@ INSERT INTO email_sends (id, organization_id, campaign_id, customer_id, variant_
 # across the joins), and not yet recipients, queued, or held for an A/B test's split.
 #
 # Who is already a recipient is an anti-join, not ON CONFLICT DO NOTHING: a speculative insertion costs each
-# row an extra index probe and a second heap write (its confirmation), 15 % of the statement's CPU measured
+# row an extra index probe and a second heap write (its confirmation), 6 to 12 % of a slice's CPU measured
 # (docs/benchmarks.md). One slice runs at a time (its advisory lock), so the unique key
 # `email_sends_recipient_key` is a backstop that nothing reaches: a row it refused would fail the slice,
 # which rolls back whole and is run again.
@@ -147,9 +147,9 @@ def materialize_recipients(
 ) -> int:
     """Write the campaign's recipients whose customer id is in [lower, upper) (everyone by default) into
     email_sends in one INSERT ... SELECT: the members of its segments who may be emailed
-    (`mailable_customers`), once each, all scheduled at the campaign's frozen send_at (now, when empty). Queued, or held when
-    the campaign has an A/B test (the split follows once every slice is written). A re-run adds nothing
-    (the existing recipients are left out). Returns how many rows it added. Runs in the
+    (`mailable_customers`), once each, all scheduled at the campaign's frozen send_at (now, when empty).
+    Queued, or held when the campaign has an A/B test (the split follows once every slice is written). A
+    re-run adds nothing (the existing recipients are left out). Returns how many rows it added. Runs in the
     caller's tenant transaction (RLS applies)."""
     _freeze_send_at(campaign)  # the planner did already; a direct caller gets now
     org, cid, at = campaign.organization_id, campaign.pk, campaign.send_at
@@ -158,8 +158,9 @@ def materialize_recipients(
     test, _variants = ab_variants(campaign)
     status = SendStatus.HELD if test is not None else SendStatus.QUEUED
     lower, upper = lower or _LOWEST, upper or _HIGHEST
-    params = [org, cid, at, at, status, status, *mailable_params, org, org, cid, lower, upper, lower, upper]
-    params += [org, cid, at, lower, upper]
+    params = [org, cid, at, at, status, status, *mailable_params]
+    params += [org, org, cid, lower, upper, lower, upper]  # the slice's members and customers
+    params += [org, cid, at, lower, upper]  # its existing recipients
     with connection.cursor() as cursor:
         # Hash joins only. How many of an organization's customers fall in an id range is a guess for the
         # planner (the statistics are the whole table's, every organization's ids mixed); guessing "a

@@ -21,14 +21,14 @@ DECLARE
 BEGIN
     FOR pol IN SELECT tablename, policyname, qual, with_check FROM pg_policies
                WHERE schemaname = 'public'
-                 AND (strpos(qual, {old_org}) > 0 OR strpos(with_check, {old_org}) > 0) LOOP
+                 AND (strpos(qual, {from_org}) > 0 OR strpos(with_check, {from_org}) > 0) LOOP
         IF pol.qual IS NOT NULL THEN
             EXECUTE format('ALTER POLICY %I ON public.%I USING (%s)', pol.policyname, pol.tablename,
-                           replace(replace(pol.qual, {old_org}, {new_org}), {old_role}, {new_role}));
+                           replace(replace(pol.qual, {from_org}, {to_org}), {from_role}, {to_role}));
         END IF;
         IF pol.with_check IS NOT NULL THEN
             EXECUTE format('ALTER POLICY %I ON public.%I WITH CHECK (%s)', pol.policyname, pol.tablename,
-                           replace(replace(pol.with_check, {old_org}, {new_org}), {old_role}, {new_role}));
+                           replace(replace(pol.with_check, {from_org}, {to_org}), {from_role}, {to_role}));
         END IF;
     END LOOP;
 END
@@ -36,11 +36,11 @@ $rewrite$;
 """
 
 
-def _rewrite(forward: bool) -> str:
-    names = {"old_org": "old_org", "new_org": "new_org", "old_role": "old_role", "new_role": "new_role"}
-    if not forward:  # back to the per-row form: the same replacement the other way round
-        names = {"old_org": "new_org", "new_org": "old_org", "old_role": "new_role", "new_role": "old_role"}
-    return _REWRITE.format(**names)
+def _rewrite(source: str, target: str) -> str:
+    """Replace the `source` form by the `target` form ("old" or "new": the variables declared above)."""
+    return _REWRITE.format(
+        from_org=f"{source}_org", to_org=f"{target}_org", from_role=f"{source}_role", to_role=f"{target}_role"
+    )
 
 
 class Migration(migrations.Migration):
@@ -53,4 +53,4 @@ class Migration(migrations.Migration):
         ("compliance", "0002_anonymization_runs"),
     ]
 
-    operations = [migrations.RunSQL(sql=_rewrite(True), reverse_sql=_rewrite(False))]
+    operations = [migrations.RunSQL(sql=_rewrite("old", "new"), reverse_sql=_rewrite("new", "old"))]
